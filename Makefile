@@ -1,0 +1,34 @@
+# Two entry points: `make run` (gateway on http://127.0.0.1:8787, embedded defaults)
+# and `make test` (installs what the suite needs, then runs it). .ci/run calls `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Lambda's runtime is python3.12: prefer it so `sam build` finds the same interpreter.
+BASE_PYTHON ?= $(shell scripts/find_python.sh)
+
+.PHONY: run test bench venv deps-local deps-test clean
+
+$(PY):
+	$(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.local-installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[local]'
+	touch $@
+
+$(VENV)/.test-installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[local,test]'
+	touch $@
+
+run: $(VENV)/.local-installed
+	$(PY) -m aigw.adapters.local
+
+test: $(VENV)/.test-installed
+	scripts/install_test_system_deps.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache

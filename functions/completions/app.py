@@ -1,0 +1,6 @@
+"""Lambda handler for the completions route: a thin shell over the shared core."""
+
+from aigw.adapters.aws import http_handler
+from aigw.endpoints import completions
+
+handler = http_handler(completions)

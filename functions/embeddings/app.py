@@ -1,0 +1,6 @@
+"""Lambda handler for the embeddings route: a thin shell over the shared core."""
+
+from aigw.adapters.aws import http_handler
+from aigw.endpoints import embeddings
+
+handler = http_handler(embeddings)

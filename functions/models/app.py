@@ -1,0 +1,6 @@
+"""Lambda handler for the models route: a thin shell over the shared core."""
+
+from aigw.adapters.aws import http_handler
+from aigw.endpoints import models
+
+handler = http_handler(models)

@@ -1,0 +1,22 @@
+"""The AWS Lambda shell: API Gateway HTTP API (payload 2.0) and Function URL events.
+
+Mangum adapts the event to ASGI and back; its event loop lives as long as the execution
+environment, so the shared upstream connection pool survives between invocations. API
+Gateway buffers, so a stream is delivered as one complete SSE body here; the streaming
+Function URL runs the same ASGI app behind the Lambda Web Adapter instead (see template.yaml).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mangum import Mangum
+
+from aigw.adapters.asgi import Endpoint, GatewayApp
+from aigw.gateway import Gateway
+
+
+def http_handler(endpoint: Endpoint, gateway: Gateway | None = None) -> Any:
+    """A Lambda handler serving one route (API Gateway has already routed the request)."""
+    app = GatewayApp({}, gateway, fixed=endpoint)
+    return Mangum(app, lifespan="off")

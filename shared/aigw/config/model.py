@@ -1,0 +1,72 @@
+"""The routing config as immutable objects.
+
+A config is a tree of ``Target`` nodes. A node with ``strategy`` routes among its
+``targets``; a node without is a leaf that names a provider. Settings that flow down
+the tree (``override_params`` merged, ``retry``/``cache`` replaced, ``custom_host``,
+``forward_headers``, ``request_timeout`` and hooks inherited) are already resolved on
+every node by the parser, so the router reads each node's own fields only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("single", "loadbalance", "fallback", "conditional")
+DEFAULT_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 0
+    on_status_codes: frozenset[int] = DEFAULT_RETRY_STATUS
+    use_retry_after_header: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    query: Any  # a compiled query from aigw.routing.conditions.compile_query
+    then: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sticky:
+    enabled: bool
+    hash_fields: tuple[str, ...] = ()
+    ttl_s: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    mode: str
+    on_status_codes: frozenset[int] | None = None
+    conditions: tuple[Condition, ...] = ()
+    default: str | None = None
+    sticky: Sticky | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    # JSON path of this node, as reported in x-portkey-last-used-option-index.
+    path: str = "config"
+    name: str | None = None
+    weight: float = 1.0
+    strategy: Strategy | None = None
+    targets: tuple["Target", ...] = ()
+    provider: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    virtual_key: str | None = field(default=None, repr=False)
+    custom_host: str | None = None
+    forward_headers: tuple[str, ...] = ()
+    request_timeout_ms: int | None = None
+    retry: RetryPolicy | None = None
+    override_params: Mapping[str, Any] = field(default_factory=dict)
+    cache: Mapping[str, Any] | None = None
+    hooks: Mapping[str, Any] = field(default_factory=dict)
+    # Provider-specific fields (Azure resource/deployment/api version, anthropic version, ...).
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.strategy is None

@@ -1,0 +1,134 @@
+"""Reading the ``x-portkey-*`` request headers into the routing tree and request options.
+
+With ``x-portkey-config`` the config decides everything about routing; without it, the
+provider headers describe a single target, validated by the same parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from aigw.config.model import Target
+from aigw.config.parse import parse_config, parse_config_header
+from aigw.errors import InvalidConfig, InvalidHeader
+
+PREFIX = "x-portkey-"
+MAX_METADATA_KEYS = 64
+MAX_METADATA_VALUE = 4096
+MAX_TRACE_ID = 256
+_PLACEHOLDER_KEYS = frozenset({"", "undefined", "null", "none"})
+
+# Header -> config field, for requests routed by headers alone.
+_TARGET_HEADERS = {
+    "x-portkey-provider": "provider",
+    "x-portkey-virtual-key": "virtual_key",
+    "x-portkey-custom-host": "custom_host",
+    "x-portkey-azure-resource-name": "resource_name",
+    "x-portkey-azure-deployment-id": "deployment_id",
+    "x-portkey-azure-api-version": "api_version",
+    "x-portkey-azure-auth-mode": "azure_auth_mode",
+    "x-portkey-openai-organization": "openai_organization",
+    "x-portkey-openai-project": "openai_project",
+    "x-portkey-anthropic-version": "anthropic_version",
+    "x-portkey-anthropic-beta": "anthropic_beta",
+}
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    root: Target
+    metadata: Mapping[str, Any]
+    trace_id: str | None
+    # The provider key the client sent (Authorization bearer, x-api-key or api-key).
+    api_key: str | None
+    from_config: bool
+
+
+def bearer_key(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
+    key = auth[7:].strip() if auth[:7].lower() == "bearer " else auth.strip()
+    if key.lower() in _PLACEHOLDER_KEYS:
+        key = ""
+    for alt in ("x-api-key", "api-key"):
+        if not key:
+            key = headers.get(alt, "").strip()
+            if key.lower() in _PLACEHOLDER_KEYS:
+                key = ""
+    return key or None
+
+
+def _metadata(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidHeader(f"x-portkey-metadata is not valid JSON: {exc}", param="x-portkey-metadata") from None
+    if not isinstance(value, dict):
+        raise InvalidHeader("x-portkey-metadata must be a JSON object", param="x-portkey-metadata")
+    if len(value) > MAX_METADATA_KEYS:
+        raise InvalidHeader(f"x-portkey-metadata has more than {MAX_METADATA_KEYS} keys", param="x-portkey-metadata")
+    for key, item in value.items():
+        if isinstance(item, (dict, list)) or (isinstance(item, str) and len(item) > MAX_METADATA_VALUE):
+            raise InvalidHeader(
+                f"metadata values must be strings of at most {MAX_METADATA_VALUE} characters",
+                param=f"x-portkey-metadata.{key}",
+            )
+    return value
+
+
+def _trace_id(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw or len(raw) > MAX_TRACE_ID or not raw.isprintable():
+        raise InvalidHeader(f"x-portkey-trace-id must be 1 to {MAX_TRACE_ID} printable characters", param="x-portkey-trace-id")
+    return raw
+
+
+@lru_cache(maxsize=256)
+def _target_from_headers(items: tuple[tuple[str, str], ...], trusted: frozenset[str]) -> Target:
+    fields: dict[str, Any] = {}
+    for header, value in items:
+        if header == "x-portkey-forward-headers":
+            fields["forward_headers"] = [h.strip() for h in value.split(",") if h.strip()]
+        elif header == "x-portkey-request-timeout":
+            try:
+                fields["request_timeout"] = int(value)
+            except ValueError:
+                raise InvalidHeader("x-portkey-request-timeout must be an integer (ms)", param=header) from None
+        else:
+            fields[_TARGET_HEADERS[header]] = value
+    if "provider" not in fields and "virtual_key" not in fields:
+        raise InvalidHeader(
+            "no provider: send x-portkey-provider (or x-portkey-virtual-key, or an x-portkey-config)",
+            param="x-portkey-provider",
+        )
+    try:
+        return parse_config(fields, trusted)
+    except InvalidConfig as exc:
+        # Name the header the client sent, not the config field it became.
+        header = next((h for h, f in _TARGET_HEADERS.items() if exc.param and exc.param.startswith(f)), exc.param)
+        exc.param = header
+        raise
+
+
+def read_options(headers: Mapping[str, str], trusted_hosts: frozenset[str]) -> RequestOptions:
+    config = headers.get("x-portkey-config")
+    if config is not None:
+        root = parse_config_header(config, trusted_hosts)
+    else:
+        wanted = (*_TARGET_HEADERS, "x-portkey-forward-headers", "x-portkey-request-timeout")
+        items = tuple((h, headers[h]) for h in wanted if headers.get(h))
+        root = _target_from_headers(items, trusted_hosts)
+    return RequestOptions(
+        root=root,
+        metadata=_metadata(headers.get("x-portkey-metadata")),
+        trace_id=_trace_id(headers.get("x-portkey-trace-id")),
+        api_key=bearer_key(headers),
+        from_config=config is not None,
+    )

@@ -1,0 +1,110 @@
+"""Walks a config's target tree: strategies, fallbacks and retries.
+
+Pure control flow: the upstream call, randomness, clock and sleep are passed in, so tests
+drive every path deterministically. A strategy node picks (single / loadbalance /
+conditional) or tries in order (fallback); a leaf is called, with retries.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aigw.config.model import RetryPolicy, Target
+from aigw.routing.backoff import backoff_ms, retry_after_ms
+from aigw.routing.select import conditional_pick, weighted_pick
+
+_NO_RETRY = RetryPolicy()
+
+
+class Attempt(Protocol):
+    """One upstream call's result, as far as routing cares."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def discard(self) -> None:
+        """Release the upstream response when routing moves on without it."""
+        ...
+
+
+Call = Callable[[Target], Awaitable[Attempt]]
+
+
+@dataclass(frozen=True)
+class RouterEnv:
+    rng: random.Random
+    sleep: Callable[[float], Awaitable[None]]  # seconds
+    clock: Callable[[], float]  # wall-clock seconds, for Retry-After dates
+    # What conditions test: {"metadata": {...}, "params": {...}, "url": {"pathname": ...}}.
+    context: Mapping[str, Any]
+    retry_base_ms: int = 200
+    retry_max_backoff_ms: int = 10_000
+    retry_after_cap_ms: int = 60_000
+
+
+@dataclass
+class Outcome:
+    attempt: Attempt
+    leaf: Target
+    # Retries made on the leaf that answered; -1 when its retries ran out on failures.
+    retries: int
+
+
+def _ok(status: int) -> bool:
+    return 200 <= status < 300
+
+
+async def route(node: Target, call: Call, env: RouterEnv) -> Outcome:
+    if node.strategy is None:
+        return await _call_with_retries(node, call, env)
+    mode = node.strategy.mode
+    if mode == "fallback":
+        return await _fallback(node, call, env)
+    if mode == "loadbalance":
+        chosen = weighted_pick(node.targets, env.rng)
+    elif mode == "conditional":
+        chosen = conditional_pick(node.strategy, node.targets, env.context, node.path)
+    else:  # single
+        chosen = node.targets[0]
+    return await route(chosen, call, env)
+
+
+async def _fallback(node: Target, call: Call, env: RouterEnv) -> Outcome:
+    assert node.strategy is not None
+    codes = node.strategy.on_status_codes
+    outcome: Outcome | None = None
+    for child in node.targets:
+        if outcome is not None:
+            await outcome.attempt.discard()
+        outcome = await route(child, call, env)
+        status = outcome.attempt.status
+        # Without on_status_codes any non-2xx falls through; with them, only listed ones do.
+        if _ok(status) or (codes is not None and status not in codes):
+            return outcome
+    assert outcome is not None  # the parser guarantees at least one target
+    return outcome
+
+
+async def _call_with_retries(leaf: Target, call: Call, env: RouterEnv) -> Outcome:
+    policy = leaf.retry or _NO_RETRY
+    retries = 0
+    while True:
+        attempt = await call(leaf)
+        if _ok(attempt.status) or attempt.status not in policy.on_status_codes:
+            return Outcome(attempt, leaf, retries)
+        if retries >= policy.attempts:
+            return Outcome(attempt, leaf, -1 if policy.attempts else 0)
+        wait_ms = backoff_ms(retries + 1, env.retry_base_ms, env.retry_max_backoff_ms, env.rng)
+        if policy.use_retry_after_header:
+            asked = retry_after_ms(attempt.headers, env.clock())
+            if asked is not None:
+                if asked > env.retry_after_cap_ms:
+                    # The provider asks for longer than we will hold the client: answer now.
+                    return Outcome(attempt, leaf, retries)
+                wait_ms = asked
+        await attempt.discard()
+        await env.sleep(wait_ms / 1000)
+        retries += 1

@@ -1,0 +1,279 @@
+"""Fake LLM provider server speaking the OpenAI, Azure OpenAI and Anthropic wire formats.
+
+An ``aiohttp.web`` server on 127.0.0.1 (free port) running in a background thread with its
+own event loop, so sync tests, async tests and subprocesses can all call ``base_url``.
+
+Routes (route key -> request; OpenAI/Anthropic paths match by *suffix*, so any prefix such
+as ``/custom/v1/chat/completions`` works):
+  openai.chat         POST .../chat/completions       Authorization: Bearer <key>
+  openai.completions  POST .../completions            Authorization: Bearer <key>
+  openai.embeddings   POST .../embeddings             Authorization: Bearer <key>
+  openai.models       GET  .../models                 Authorization: Bearer <key>
+  azure.chat          POST /openai/deployments/{deployment}/chat/completions?api-version=...
+  azure.completions   POST /openai/deployments/{deployment}/completions?api-version=...
+  azure.embeddings    POST /openai/deployments/{deployment}/embeddings?api-version=...
+                      (``api-key: <key>`` or ``Authorization: Bearer``; 401 / 404 without api-version)
+  anthropic.messages  POST .../messages               x-api-key + anthropic-version, body.max_tokens
+  unknown             anything else                   404, OpenAI "Invalid URL (...)" error
+Defaults (see ``provider_routes``): text "Hello from the fake provider", streamed as the pieces
+"Hello", " from", " the", " fake", " provider"; a tool call ({"x": 1} to the first tool) when
+``tools`` are given and the last message is a user turn (not an Anthropic tool_result).
+Keys "", "undefined", "null", "sk-invalid" are rejected with the provider's 401.
+
+Which reply a request gets (first match wins):
+  1. the next ``script(route, ...)`` reply for its route (FIFO),
+  2. the next ``script_all(...)`` reply (FIFO, any route incl. "unknown"),
+  3. the route's realistic default (with auth/validation checks).
+Scripted replies skip auth/validation. A scripted reply without json/body/sse sends:
+the route default if status < 400 (auth/validation included; the reply's headers are added and
+its timing/drop options applied), a
+provider-shaped error body for the status if >= 400, or, with ``echo_key``, a provider-shaped
+error whose message contains the received key. ``echo_key`` also replaces every
+``API_KEY_PLACEHOLDER`` ("<<API_KEY>>") in json/body/sse with the received key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+from types import TracebackType
+
+from aiohttp import web
+
+from tests.fakes.provider_routes import (
+    API_KEY_PLACEHOLDER,
+    DEFAULT_TEXT,
+    ROUTES,
+    SSE_HEADERS,
+    Ids,
+    RecordedRequest,
+    Reply,
+    default_reply,
+    error_body,
+    match_route,
+    request_id_headers,
+)
+from tests.fakes.sse import anthropic_sse, openai_sse, parse_sse
+
+__all__ = [
+    "API_KEY_PLACEHOLDER",
+    "DEFAULT_TEXT",
+    "ROUTES",
+    "FakeProvider",
+    "RecordedRequest",
+    "Reply",
+    "anthropic_sse",
+    "openai_sse",
+    "parse_sse",
+]
+
+
+class FakeProvider:
+    """Scriptable fake provider; see the module docstring for routes and reply order."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 0.25) -> None:
+        self.host, self._port, self._shutdown_timeout = host, port, shutdown_timeout
+        self.requests: list[RecordedRequest] = []
+        self._scripts: dict[str, deque[Reply]] = {r: deque() for r in ROUTES}
+        self._script_all: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._ids = Ids()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def base_url(self) -> str:
+        if self._thread is None:
+            raise RuntimeError("FakeProvider is not started")
+        return f"http://{self.host}:{self._port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def script(self, route: str, *replies: Reply) -> None:
+        """Queue replies for one route (consumed FIFO before script_all and defaults)."""
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; expected one of {ROUTES}")
+        with self._lock:
+            self._scripts[route].extend(replies)
+
+    def script_all(self, *replies: Reply) -> None:
+        """Queue replies for any route (after per-route scripts, before defaults)."""
+        with self._lock:
+            self._script_all.extend(replies)
+
+    def pending_replies(self) -> int:
+        """Number of scripted replies not consumed yet."""
+        with self._lock:
+            return len(self._script_all) + sum(len(q) for q in self._scripts.values())
+
+    def requests_for(self, route: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.route == route]
+
+    def reset(self) -> None:
+        """Clear scripts, recorded requests and the id counter."""
+        with self._lock:
+            for q in self._scripts.values():
+                q.clear()
+            self._script_all.clear()
+            self.requests.clear()
+            self._ids.reset()
+
+    def start(self) -> FakeProvider:
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, args=(ready, errors), name="fake-provider", daemon=True)
+        self._thread.start()
+        if not ready.wait(10) or errors:
+            self._thread = None
+            raise RuntimeError("FakeProvider failed to start") from (errors[0] if errors else None)
+        return self
+
+    def stop(self) -> None:
+        """Close all connections (in-flight handlers get ``shutdown_timeout``) and join the thread."""
+        thread, loop, runner = self._thread, self._loop, self._runner
+        if thread is None or loop is None:
+            return
+        if runner is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(self._shutdown_timeout + 5)
+            except Exception:  # noqa: BLE001 - best effort; the loop is stopped below anyway
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        self._thread = self._loop = self._runner = None
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ server thread
+
+    def _run(self, ready: threading.Event, errors: list[BaseException]) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            errors.append(exc)
+        ready.set()
+        if not errors:
+            loop.run_forever()
+        # Loop stopped: cancel leftovers so nothing warns about pending tasks.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=self._shutdown_timeout)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._port)
+        await site.start()
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+
+    def _next_reply(self, route: str) -> Reply | None:
+        with self._lock:
+            if self._scripts[route]:
+                return self._scripts[route].popleft()
+            return self._script_all.popleft() if self._script_all else None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        route, params = match_route(request.method, request.path)
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        headers: dict[str, str] = {}
+        for k, v in request.headers.items():  # lower-case names, repeated headers joined
+            headers[k.lower()] = f"{headers[k.lower()]}, {v}" if k.lower() in headers else v
+        rec = RecordedRequest(request.method, request.path, dict(request.query), headers, body, parsed,
+                              time.monotonic(), route, params)
+        self.requests.append(rec)
+
+        reply = self._next_reply(route)
+        if reply is None:
+            reply = default_reply(rec, self._ids)
+        elif not reply.has_body():
+            reply = self._fill_body(rec, reply)
+        return await self._send(request, reply, rec.api_key or "")
+
+    def _fill_body(self, rec: RecordedRequest, reply: Reply) -> Reply:
+        """Body for a scripted reply that has none (rules in the module docstring)."""
+        ids_headers = request_id_headers(rec.route, self._ids)
+        if reply.echo_key:
+            msg = f"Incorrect API key provided: {API_KEY_PLACEHOLDER}."
+            return replace(reply, json=error_body(rec.route, reply.status, msg), headers={**ids_headers, **reply.headers})
+        if reply.status >= 400:
+            return replace(reply, json=error_body(rec.route, reply.status), headers={**ids_headers, **reply.headers})
+        base = default_reply(rec, self._ids)
+        return replace(reply, status=base.status, json=base.json, body=base.body, sse=base.sse,
+                       headers={**base.headers, **reply.headers})
+
+    @staticmethod
+    def _drop(request: web.Request) -> None:
+        # Close the socket under aiohttp; its later writes fail with ConnectionError, which it ignores.
+        if request.transport is not None:
+            request.transport.close()
+
+    async def _send(self, request: web.Request, reply: Reply, key: str) -> web.StreamResponse:
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.drop_before_headers:
+            self._drop(request)
+            return web.Response()
+        if reply.sse is not None:
+            chunks = list(reply.sse)
+        elif reply.body is not None:
+            chunks = [reply.body]
+        else:
+            chunks = [json.dumps(reply.json).encode()]
+        if reply.echo_key:
+            chunks = [c.replace(API_KEY_PLACEHOLDER.encode(), key.encode()) for c in chunks]
+        default_ct = SSE_HEADERS["Content-Type"] if reply.sse is not None else "application/json"
+        headers = {"Content-Type": default_ct, **reply.headers}
+
+        if reply.sse is None and reply.drop_after_chunks is None:
+            return web.Response(status=reply.status, body=chunks[0], headers=headers)
+
+        resp = web.StreamResponse(status=reply.status, headers=headers)
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i, chunk in enumerate(chunks):
+            if reply.drop_after_chunks is not None and i >= reply.drop_after_chunks:
+                break
+            if i and reply.chunk_delay_s:
+                await asyncio.sleep(reply.chunk_delay_s)
+            await resp.write(chunk)
+        if reply.drop_after_chunks is not None:  # no terminating chunk: client sees a payload error
+            self._drop(request)
+            return resp
+        await resp.write_eof()
+        return resp
+
+
+if __name__ == "__main__":  # manual use: python -m tests.fakes.provider_server [port]
+    import sys
+
+    with FakeProvider(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0) as fp:
+        print(fp.base_url, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass

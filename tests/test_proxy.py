@@ -1,0 +1,195 @@
+"""The forwarding path end to end: client -> local server (real TCP) -> fake provider (real TCP)."""
+
+import json
+
+import httpx
+import orjson
+import pytest
+
+from tests.fakes.provider_server import Reply
+from tests.support.local_gateway import LocalGateway
+
+KEY = "sk-test-0123456789abcdef"
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    with LocalGateway() as gw:
+        yield gw
+
+
+@pytest.fixture
+def client(gateway):
+    gateway.sleeps.waits.clear()
+    with httpx.Client(base_url=gateway.base_url, timeout=30) as c:
+        yield c
+
+
+def openai_headers(fake, **extra):
+    return {"x-portkey-provider": "openai", "x-portkey-custom-host": fake.base_url + "/v1",
+            "authorization": f"Bearer {KEY}", **extra}
+
+
+def config_header(config):
+    return {"x-portkey-config": json.dumps(config), "authorization": f"Bearer {KEY}"}
+
+
+def target(fake, **fields):
+    return {"provider": "openai", "custom_host": fake.base_url + "/v1", **fields}
+
+
+def test_chat_passes_through_and_sets_portkey_headers(client, fake_provider):
+    r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider, **{"x-portkey-trace-id": "t-1"}))
+    assert r.status_code == 200
+    assert r.json()["choices"][0]["message"]["content"] == "Hello from the fake provider"
+    assert r.headers["x-portkey-trace-id"] == "t-1"
+    assert r.headers["x-portkey-provider"] == "openai"
+    assert r.headers["x-portkey-cache-status"] == "DISABLED"
+    assert r.headers["x-portkey-retry-attempt-count"] == "0"
+    assert r.headers["x-portkey-last-used-option-index"] == "config"
+    sent = fake_provider.requests[-1]
+    assert sent.path == "/v1/chat/completions" and sent.headers["authorization"] == f"Bearer {KEY}"
+    assert orjson.loads(sent.body) == CHAT
+
+
+def test_trace_id_is_generated_when_absent(client, fake_provider):
+    r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert len(r.headers["x-portkey-trace-id"]) >= 16
+
+
+def test_completions_embeddings_and_models_routes(client, fake_provider):
+    h = openai_headers(fake_provider)
+    r = client.post("/v1/completions", json={"model": "m", "prompt": "hi"}, headers=h)
+    assert r.status_code == 200 and r.json()["object"] == "text_completion"
+    r = client.post("/v1/embeddings", json={"model": "m", "input": ["a", "b"]}, headers=h)
+    assert r.status_code == 200 and len(r.json()["data"]) == 2
+    r = client.get("/v1/models", headers=h)
+    assert r.status_code == 200 and r.json()["object"] == "list"
+
+
+def test_stream_is_relayed_chunk_by_chunk_to_done(client, fake_provider):
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=openai_headers(fake_provider)) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        text = "".join(r.iter_text())
+    events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    content = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1] if json.loads(e)["choices"])
+    assert content == "Hello from the fake provider"
+
+
+def test_fallback_on_server_error_reports_index(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(status=500))
+    config = {"strategy": {"mode": "fallback"}, "targets": [target(fake_provider), target(fake_provider)]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 200
+    assert r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert len(fake_provider.requests) == 2
+
+
+def test_all_targets_fail_returns_last_error_in_openai_shape(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(status=500), Reply(status=503))
+    config = {"strategy": {"mode": "fallback"}, "targets": [target(fake_provider), target(fake_provider)]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 503
+    body = r.json()
+    assert set(body["error"]) >= {"message", "type", "param", "code"} and body["provider"] == "openai"
+    assert r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+
+
+def test_retries_then_exhausted_count_is_minus_one(client, fake_provider, gateway):
+    fake_provider.script("openai.chat", Reply(status=503), Reply(status=503), Reply(status=503))
+    config = target(fake_provider, retry={"attempts": 2})
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 503 and r.headers["x-portkey-retry-attempt-count"] == "-1"
+    assert len(fake_provider.requests) == 3 and len(gateway.sleeps.waits) == 2
+
+
+def test_retry_after_header_is_honoured(client, fake_provider, gateway):
+    fake_provider.script("openai.chat", Reply(status=429, headers={"retry-after": "2"}))
+    config = target(fake_provider, retry={"attempts": 1, "use_retry_after_header": True})
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 200 and r.headers["x-portkey-retry-attempt-count"] == "1"
+    assert gateway.sleeps.waits == [2.0]
+
+
+def test_request_timeout_is_408_and_falls_back(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(delay_s=2.0))
+    config = {"strategy": {"mode": "fallback"}, "targets": [target(fake_provider, request_timeout=100), target(fake_provider)]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 200 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    fake_provider.script("openai.chat", Reply(delay_s=2.0))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(target(fake_provider, request_timeout=100)))
+    assert r.status_code == 408 and r.json()["error"]["type"] == "timeout_error"
+
+
+def test_stream_failure_before_first_byte_falls_back(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(drop_before_headers=True))
+    config = {"strategy": {"mode": "fallback"}, "targets": [target(fake_provider), target(fake_provider)]}
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=config_header(config)) as r:
+        text = "".join(r.iter_text())
+    assert r.status_code == 200 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert text.rstrip().endswith("data: [DONE]")
+
+
+def test_stream_broken_mid_way_ends_with_error_event(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(drop_after_chunks=2))
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=openai_headers(fake_provider)) as r:
+        text = "".join(r.iter_text())
+    events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert "[DONE]" not in events
+    assert json.loads(events[-1])["error"]["code"] == "stream_interrupted"
+
+
+def test_upstream_error_is_normalised_and_names_provider(client, fake_provider):
+    r = client.post("/v1/chat/completions", json=CHAT, headers={**openai_headers(fake_provider), "authorization": "Bearer sk-invalid"})
+    assert r.status_code == 401
+    body = r.json()
+    assert body["provider"] == "openai" and body["error"]["message"].startswith("openai error:")
+
+
+def test_echoed_key_is_scrubbed_from_json_and_stream(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(status=400, echo_key=True))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert KEY not in r.text and "[REDACTED]" in r.text
+    fake_provider.script("openai.chat", Reply(json={"id": "x", "echo": "<<API_KEY>>"}, echo_key=True))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert KEY not in r.text
+
+
+def test_override_params_are_merged_into_the_body(client, fake_provider):
+    config = target(fake_provider, override_params={"temperature": 0.3, "model": "gpt-x"})
+    client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    sent = orjson.loads(fake_provider.requests[-1].body)
+    assert sent["temperature"] == 0.3 and sent["model"] == "gpt-x" and sent["messages"] == CHAT["messages"]
+
+
+def test_forward_headers_only_listed_ones(client, fake_provider):
+    h = openai_headers(fake_provider, **{"x-portkey-forward-headers": "x-team", "x-team": "red", "x-other": "no"})
+    client.post("/v1/chat/completions", json=CHAT, headers=h)
+    sent = fake_provider.requests[-1].headers
+    assert sent.get("x-team") == "red" and "x-other" not in sent
+
+
+def test_conditional_routing_on_metadata(client, fake_provider):
+    config = {
+        "strategy": {"mode": "conditional", "conditions": [{"query": {"metadata.plan": "paid"}, "then": "p"}], "default": "f"},
+        "targets": [target(fake_provider, name="p", override_params={"model": "paid-model"}),
+                    target(fake_provider, name="f", override_params={"model": "free-model"})],
+    }
+    r = client.post("/v1/chat/completions", json=CHAT, headers={**config_header(config), "x-portkey-metadata": '{"plan": "paid"}'})
+    assert r.headers["x-portkey-last-used-option-index"] == "config.targets[0]"
+    assert orjson.loads(fake_provider.requests[-1].body)["model"] == "paid-model"
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+
+
+def test_conditional_on_url_pathname(client, fake_provider):
+    config = {
+        "strategy": {"mode": "conditional", "conditions": [{"query": {"url.pathname": {"$regex": "embeddings$"}}, "then": "e"}]},
+        "targets": [target(fake_provider, name="e")],
+    }
+    r = client.post("/v1/embeddings", json={"model": "m", "input": "x"}, headers=config_header(config))
+    assert r.status_code == 200
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "no_matching_target"
