@@ -193,3 +193,46 @@ def test_conditional_on_url_pathname(client, fake_provider):
     assert r.status_code == 200
     r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
     assert r.status_code == 400 and r.json()["error"]["code"] == "no_matching_target"
+
+
+def test_azure_openai_by_headers(client, fake_provider):
+    headers = {"x-portkey-provider": "azure-openai", "x-portkey-custom-host": fake_provider.base_url + "/openai",
+               "x-portkey-azure-resource-name": "res", "x-portkey-azure-deployment-id": "dep-1",
+               "x-portkey-azure-api-version": "2024-06-01", "authorization": "Bearer az-key-0123456789"}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert r.status_code == 200 and r.headers["x-portkey-provider"] == "azure-openai"
+    sent = fake_provider.requests[-1]
+    assert sent.path == "/openai/deployments/dep-1/chat/completions" and sent.query["api-version"] == "2024-06-01"
+    assert sent.headers["api-key"] == "az-key-0123456789" and "authorization" not in sent.headers
+    r = client.post("/v1/embeddings", json={"input": "x"}, headers=headers)
+    assert r.status_code == 200 and fake_provider.requests[-1].path == "/openai/deployments/dep-1/embeddings"
+
+
+def test_azure_without_deployment_is_400(client, fake_provider):
+    headers = {"x-portkey-provider": "azure-openai", "x-portkey-azure-resource-name": "res", "authorization": "Bearer k-0123456789"}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert r.status_code == 400 and "deployment" in r.json()["error"]["message"]
+    assert fake_provider.requests == []
+
+
+def test_api_key_auth_mode_requires_portkey_key(fake_provider):
+    from aigw.settings import Settings
+
+    with LocalGateway(Settings(auth_mode="api_key")) as gw, httpx.Client(base_url=gw.base_url) as c:
+        r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+        assert fake_provider.requests == []
+        r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider, **{"x-portkey-api-key": "pk-1"}))
+        assert r.status_code == 200
+
+
+def test_connection_refused_is_502_and_falls_back(client, fake_provider):
+    from tests.support.local_gateway import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header({"provider": "openai", "custom_host": dead}))
+    assert r.status_code == 502 and r.json()["provider"] == "openai"
+    assert "127.0.0.1" not in r.json()["error"]["message"]
+    config = {"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai", "custom_host": dead}, target(fake_provider)]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 200 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"

@@ -50,8 +50,8 @@ class RequestOptions:
 
 
 def bearer_key(headers: Mapping[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    key = auth[7:].strip() if auth[:7].lower() == "bearer " else auth.strip()
+    scheme, _, rest = headers.get("authorization", "").strip().partition(" ")
+    key = rest.strip() if scheme.lower() == "bearer" else scheme
     if key.lower() in _PLACEHOLDER_KEYS:
         key = ""
     for alt in ("x-api-key", "api-key"):

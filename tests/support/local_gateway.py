@@ -12,6 +12,7 @@ from dataclasses import replace
 import uvicorn
 
 from aigw.adapters.asgi import GatewayApp
+from aigw.adapters.http_protocol import bounded_protocol
 from aigw.adapters.routes import ROUTES
 from aigw.auth import authenticator_for
 from aigw.gateway import Gateway
@@ -46,7 +47,8 @@ class LocalGateway:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            GatewayApp(ROUTES, self.gateway), host="127.0.0.1", port=self.port, loop="uvloop", http="httptools",
+            GatewayApp(ROUTES, self.gateway), host="127.0.0.1", port=self.port, loop="uvloop",
+            http=bounded_protocol(settings.max_header_bytes, header_timeout_s=2.0),
             log_level="warning", access_log=False, lifespan="on",
         )
         self.server = uvicorn.Server(config)

@@ -18,6 +18,10 @@ def create_app() -> GatewayApp:
 def main() -> None:
     import uvicorn
 
+    from aigw.adapters.http_protocol import bounded_protocol
+    from aigw.settings import Settings
+
+    settings = Settings.from_env()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8787"))
     print(f"aigw listening on http://{host}:{port}", flush=True)
@@ -27,12 +31,11 @@ def main() -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=bounded_protocol(settings.max_header_bytes),
         log_level=os.environ.get("LOG_LEVEL", "warning").lower(),
         access_log=False,
         server_header=False,
         timeout_keep_alive=30,
-        h11_max_incomplete_event_size=64 * 1024,
     )
 
 
