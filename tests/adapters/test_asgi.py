@@ -129,9 +129,9 @@ def test_missing_key_is_400_and_never_forwarded(client, fake_provider, auth):
         ("x-portkey-metadata", "[1]"),
         ("x-portkey-metadata", "{bad"),
         ("x-portkey-request-timeout", "soon"),
-        ("x-portkey-custom-host", "http://169.254.169.254/latest/meta-data"),
-        ("x-portkey-custom-host", "http://2852039166/latest"),
-        ("x-portkey-custom-host", "http://10.0.0.1:8000/v1"),
+        # Private and metadata custom hosts are refused end to end only inside a network
+        # namespace (tests/test_custom_host_e2e.py): a wrong guard here would really connect.
+        ("x-portkey-custom-host", "ftp://example.com/v1"),
     ],
 )
 def test_bad_portkey_headers_are_400(client, fake_provider, header, value):

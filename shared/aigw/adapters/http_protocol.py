@@ -52,6 +52,7 @@ def bounded_protocol(max_header_bytes: int, header_timeout_s: float = 30.0) -> t
             super().on_message_begin()
             self._in_headers = True
             self._header_bytes = 0
+            self._arm_timer()
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
@@ -60,17 +61,12 @@ def bounded_protocol(max_header_bytes: int, header_timeout_s: float = 30.0) -> t
                 self._header_timer = None
             super().on_headers_complete()
 
-        def on_message_complete(self) -> None:
-            super().on_message_complete()
-            self._in_headers = True
-            self._header_bytes = 0
-
         def data_received(self, data: bytes) -> None:
+            began_in_headers = self._in_headers
             super().data_received(data)
-            # Only bytes of a chunk that leaves the header block still open count, so a
-            # request whose headers and body arrive together is never refused here.
-            if self._in_headers and not self.transport.is_closing():
-                self._arm_timer()
+            # Count only chunks that begin and end inside a header block: a chunk that also
+            # carries a body (or a whole request) is never refused here.
+            if began_in_headers and self._in_headers and not self.transport.is_closing():
                 self._header_bytes += len(data)
                 if self._header_bytes > max_header_bytes:
                     self.transport.write(response)
