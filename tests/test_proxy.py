@@ -236,3 +236,18 @@ def test_connection_refused_is_502_and_falls_back(client, fake_provider):
     config = {"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai", "custom_host": dead}, target(fake_provider)]}
     r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
     assert r.status_code == 200 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+
+
+def test_loadbalance_spreads_by_weight_through_the_server(client, fake_provider):
+    # The server's generator is seeded (LocalGateway seed), so the split is reproducible.
+    config = {"strategy": {"mode": "loadbalance"}, "targets": [
+        target(fake_provider, weight=3, override_params={"model": "heavy"}),
+        target(fake_provider, weight=1, override_params={"model": "light"}),
+    ]}
+    headers = config_header(config)
+    indexes = [client.post("/v1/chat/completions", json=CHAT, headers=headers).headers["x-portkey-last-used-option-index"]
+               for _ in range(400)]
+    heavy = indexes.count("config.targets[0]")
+    # 3:1 weights -> expect 300 of 400; 5 standard deviations (~43) either side
+    assert 257 <= heavy <= 343, heavy
+    assert [orjson.loads(r.body)["model"] for r in fake_provider.requests].count("heavy") == heavy

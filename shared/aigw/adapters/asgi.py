@@ -25,6 +25,19 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("aigw")
+_STREAM_FAILED = (
+    b'data: {"error":{"message":"internal gateway error while streaming","type":"api_error",'
+    b'"param":null,"code":"stream_interrupted"}}\n\n'
+)
+
+
+def _log_bug(where: str, exc: BaseException) -> None:
+    """Log an unexpected error by type and code location only: its message may carry request data."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    place = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+    log.error("unhandled %s in %s at %s", type(exc).__name__, where, place)
 
 
 class _ClientGone(Exception):
@@ -86,10 +99,15 @@ async def _send_response(response: GatewayResponse, send: Send, receive: Receive
     watcher = asyncio.ensure_future(watch())
     stream = response.stream
     try:
-        async for chunk in stream:
-            if gone.is_set():
-                break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            async for chunk in stream:
+                if gone.is_set():
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception as exc:  # a bug in a transform: end the stream visibly, not silently
+            _log_bug("stream", exc)
+            if not gone.is_set():
+                await send({"type": "http.response.body", "body": _STREAM_FAILED, "more_body": True})
         if not gone.is_set():
             await send({"type": "http.response.body", "body": b""})
     finally:
@@ -145,8 +163,8 @@ class GatewayApp:
             return
         except GatewayError as exc:
             response = error_response(exc)
-        except Exception:  # a bug: log its type and place only (never request data), answer 500
-            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+        except Exception as exc:  # a bug: log its type and place only (never request data), answer 500
+            _log_bug(f"{scope.get('method')} {scope.get('path')}", exc)
             response = error_response(GatewayError("internal gateway error"))
         await _send_response(response, send, receive)
 
