@@ -251,3 +251,73 @@ def test_loadbalance_spreads_by_weight_through_the_server(client, fake_provider)
     # 3:1 weights -> expect 300 of 400; 5 standard deviations (~43) either side
     assert 257 <= heavy <= 343, heavy
     assert [orjson.loads(r.body)["model"] for r in fake_provider.requests].count("heavy") == heavy
+
+
+def anthropic_headers(fake, **extra):
+    return {"x-portkey-provider": "anthropic", "x-portkey-custom-host": fake.base_url + "/v1",
+            "authorization": "Bearer sk-ant-test-0123456789", **extra}
+
+
+def test_anthropic_chat_is_translated_both_ways(client, fake_provider):
+    body = {"model": "claude-3-5-haiku", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}
+    r = client.post("/v1/chat/completions", json=body, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["object"] == "chat.completion" and out["choices"][0]["message"]["content"] == "Hello from the fake provider"
+    assert out["choices"][0]["finish_reason"] == "stop" and out["usage"]["total_tokens"] > 0
+    sent = fake_provider.requests[-1]
+    assert sent.path == "/v1/messages" and sent.headers["x-api-key"] == "sk-ant-test-0123456789"
+    assert sent.headers["anthropic-version"] and "authorization" not in sent.headers
+    upstream = orjson.loads(sent.body)
+    assert upstream["system"] == [{"type": "text", "text": "be brief"}] and upstream["max_tokens"] > 0
+
+
+def test_anthropic_tool_call(client, fake_provider):
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+    r = client.post("/v1/chat/completions", json={**CHAT, "tools": tools}, headers=anthropic_headers(fake_provider))
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    call = choice["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "lookup" and json.loads(call["function"]["arguments"]) == {"x": 1}
+
+
+def test_anthropic_stream_becomes_openai_chunks(client, fake_provider):
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=anthropic_headers(fake_provider)) as r:
+        text = "".join(r.iter_text())
+    events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "Hello from the fake provider"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_anthropic_stream_cut_short_ends_with_error(client, fake_provider):
+    fake_provider.script("anthropic.messages", Reply(drop_after_chunks=3))
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=anthropic_headers(fake_provider)) as r:
+        text = "".join(r.iter_text())
+    events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert "[DONE]" not in events and "error" in json.loads(events[-1])
+
+
+def test_anthropic_error_is_normalised(client, fake_provider):
+    fake_provider.script("anthropic.messages", Reply(status=429))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 429
+    body = r.json()
+    assert body["provider"] == "anthropic" and body["error"]["message"].startswith("anthropic error:")
+    assert body["error"]["type"] == "rate_limit_error"
+
+
+def test_fallback_from_openai_to_anthropic(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(status=500))
+    config = {"strategy": {"mode": "fallback"}, "targets": [
+        target(fake_provider), {"provider": "anthropic", "api_key": "sk-ant-cfg-000000", "custom_host": fake_provider.base_url + "/v1"}]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 200 and r.headers["x-portkey-provider"] == "anthropic"
+    assert r.json()["choices"][0]["message"]["content"] == "Hello from the fake provider"
+
+
+def test_anthropic_does_not_serve_embeddings(client, fake_provider):
+    r = client.post("/v1/embeddings", json={"input": "x"}, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 400 and "embeddings" in r.json()["error"]["message"]

@@ -15,7 +15,7 @@ import orjson
 
 from aigw.config.model import Target
 from aigw.config.parse import parse_config, parse_config_header
-from aigw.errors import InvalidConfig, InvalidHeader
+from aigw.errors import InvalidHeader, InvalidRequest
 
 PREFIX = "x-portkey-"
 MAX_METADATA_KEYS = 64
@@ -36,6 +36,13 @@ _TARGET_HEADERS = {
     "x-portkey-openai-project": "openai_project",
     "x-portkey-anthropic-version": "anthropic_version",
     "x-portkey-anthropic-beta": "anthropic_beta",
+}
+
+
+_HEADER_OF_FIELD = {
+    **{field: header for header, field in _TARGET_HEADERS.items()},
+    "forward_headers": "x-portkey-forward-headers",
+    "request_timeout": "x-portkey-request-timeout",
 }
 
 
@@ -110,10 +117,9 @@ def _target_from_headers(items: tuple[tuple[str, str], ...], trusted: frozenset[
         )
     try:
         return parse_config(fields, trusted)
-    except InvalidConfig as exc:
+    except InvalidRequest as exc:
         # Name the header the client sent, not the config field it became.
-        header = next((h for h, f in _TARGET_HEADERS.items() if exc.param and exc.param.startswith(f)), exc.param)
-        exc.param = header
+        exc.param = _HEADER_OF_FIELD.get(exc.param or "", exc.param)
         raise
 
 
