@@ -26,6 +26,6 @@ class Gateway:
     clock: Callable[[], float] = time.time
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Gateway":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Gateway:
         settings = Settings.from_env(env)
         return cls(settings=settings, auth=authenticator_for(settings.auth_mode))

@@ -41,7 +41,7 @@ class Settings:
     upstream_connect_timeout_ms: int = 10_000
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         trusted = env.get("TRUSTED_CUSTOM_HOSTS")
         auth_mode = env.get("AUTH_MODE", "none").strip().lower() or "none"
         if auth_mode not in {"none", "api_key"}:

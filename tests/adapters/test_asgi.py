@@ -1,9 +1,6 @@
 """Bad and hostile input against the real local server: clear 4xx in OpenAI's shape, never a 500."""
 
-import asyncio
-import json
 import socket
-import time
 
 import httpx
 import pytest

@@ -171,7 +171,7 @@ async def test_anthropic_sse_event_order(fake_provider: FakeProvider, http: aioh
         "content_block_start", *["content_block_delta"] * 3, "content_block_stop", "message_delta", "message_stop",
     ]
     data = [e.json() for e in events]
-    assert all(d["type"] == e.event for d, e in zip(data, events))
+    assert all(d["type"] == e.event for d, e in zip(data, events, strict=True))
     assert data[0]["message"]["content"] == [] and data[0]["message"]["usage"]["input_tokens"] > 0
     assert "".join(d["delta"]["text"] for d in data[3:8]) == DEFAULT_TEXT
     assert data[9]["content_block"]["type"] == "tool_use" and data[9]["index"] == 1

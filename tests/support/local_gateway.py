@@ -57,7 +57,7 @@ class LocalGateway:
     def with_settings(self, **changes: object) -> None:
         self.gateway.settings = replace(self.gateway.settings, **changes)
 
-    def start(self) -> "LocalGateway":
+    def start(self) -> LocalGateway:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -70,7 +70,7 @@ class LocalGateway:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
-    def __enter__(self) -> "LocalGateway":
+    def __enter__(self) -> LocalGateway:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

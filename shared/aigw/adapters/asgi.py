@@ -18,6 +18,7 @@ from aigw.errors import GatewayError, HeadersTooLarge, MethodNotAllowed, NotFoun
 from aigw.gateway import Gateway
 from aigw.request import GatewayRequest
 from aigw.response import GatewayResponse, error_response
+from aigw.upstream.sse import sse_error_event
 
 Endpoint = Callable[[GatewayRequest, Gateway], Awaitable[GatewayResponse]]
 Scope = dict[str, Any]
@@ -25,10 +26,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("aigw")
-_STREAM_FAILED = (
-    b'data: {"error":{"message":"internal gateway error while streaming","type":"api_error",'
-    b'"param":null,"code":"stream_interrupted"}}\n\n'
-)
 
 
 def _log_bug(where: str, exc: BaseException) -> None:
@@ -107,7 +104,8 @@ async def _send_response(response: GatewayResponse, send: Send, receive: Receive
         except Exception as exc:  # a bug in a transform: end the stream visibly, not silently
             _log_bug("stream", exc)
             if not gone.is_set():
-                await send({"type": "http.response.body", "body": _STREAM_FAILED, "more_body": True})
+                failed = sse_error_event("internal gateway error while streaming")
+                await send({"type": "http.response.body", "body": failed, "more_body": True})
         if not gone.is_set():
             await send({"type": "http.response.body", "body": b""})
     finally:

@@ -53,7 +53,7 @@ class Target:
     name: str | None = None
     weight: float = 1.0
     strategy: Strategy | None = None
-    targets: tuple["Target", ...] = ()
+    targets: tuple[Target, ...] = ()
     provider: str | None = None
     api_key: str | None = field(default=None, repr=False)
     virtual_key: str | None = field(default=None, repr=False)

@@ -64,7 +64,7 @@ class Provider:
     # Extra headers from provider options (organisation, API version, beta flags, ...).
     extra_headers: Callable[[Target], dict[str, str]] = field(default=lambda target: {})
     # Builds the full URL; the default joins base URL and endpoint path.
-    url: Callable[["Provider", Target, Endpoint, Json], str] | None = None
+    url: Callable[[Provider, Target, Endpoint, Json], str] | None = None
 
     def endpoint_url(self, target: Target, endpoint: Endpoint, body: Json) -> str:
         if self.url is not None:

@@ -31,7 +31,7 @@ def known_providers() -> tuple[str, ...]:
 
 
 @cache
-def get_provider(name: str) -> "Provider":
+def get_provider(name: str) -> Provider:
     module = _MODULES.get(name)
     if module is None:
         raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(_MODULES)}", param="x-portkey-provider")

@@ -8,7 +8,6 @@ A stream that breaks after its first byte ends with an SSE error event, never si
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
@@ -19,13 +18,9 @@ from aigw.redact import scrub, scrub_stream
 from aigw.response import JSON_CT, SSE_CT, GatewayResponse
 from aigw.routing.engine import Outcome
 from aigw.upstream.attempt import UpstreamAttempt, UpstreamInvalidBody
+from aigw.upstream.sse import sse_error_event
 
 _MAX_ERROR_TEXT = 512
-
-
-def sse_error(message: str, code: str = "stream_interrupted") -> bytes:
-    body = {"error": {"message": message, "type": "api_error", "param": None, "code": code}}
-    return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
 def _error_fields(attempt: UpstreamAttempt) -> ProviderError:
@@ -68,8 +63,8 @@ async def _relay(attempt: UpstreamAttempt) -> AsyncIterator[bytes]:
         if transformer is not None:
             for event in transformer.close():
                 yield event
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-        yield sse_error(f"{attempt.provider.name} stream interrupted: {type(exc).__name__}")
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        yield sse_error_event(f"{attempt.provider.name} stream interrupted: {type(exc).__name__}")
     finally:
         response.close()
         attempt.response = None

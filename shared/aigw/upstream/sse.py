@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+import orjson
+
 _EOL = re.compile(rb"\r\n|\r|\n")
 _BOM = "\ufeff"
 
@@ -95,3 +97,12 @@ def sse_event(data: bytes | str) -> bytes:
         return b"data: " + payload + b"\n\n"
     lines = _EOL.split(payload)
     return b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"
+
+
+def sse_error_event(message: str, *, type: str | None = "api_error", code: str | None = "stream_interrupted",
+                    provider: str | None = None) -> bytes:
+    """The event that ends a stream which broke after its first byte (never a silent clean end)."""
+    body: dict[str, object] = {"error": {"message": message, "type": type, "param": None, "code": code}}
+    if provider is not None:
+        body["provider"] = provider
+    return sse_event(orjson.dumps(body))

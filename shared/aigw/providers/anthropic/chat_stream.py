@@ -26,16 +26,13 @@ import orjson
 from aigw.config.model import Target
 from aigw.providers.anthropic.chat import PROVIDER_NAME, finish_reason, obj
 from aigw.providers.base import Json
-from aigw.upstream.sse import SSEDecoder, SSEEvent, sse_event
+from aigw.upstream.sse import SSEDecoder, SSEEvent, sse_error_event, sse_event
 
 DONE = b"data: [DONE]\n\n"
 
 
 def _error_event(message: str, etype: str | None, code: str | None, *, provider: bool) -> bytes:
-    body: Json = {"error": {"message": message, "type": etype, "param": None, "code": code}}
-    if provider:
-        body["provider"] = PROVIDER_NAME
-    return sse_event(orjson.dumps(body))
+    return sse_error_event(message, type=etype, code=code, provider=PROVIDER_NAME if provider else None)
 
 
 def _present(fields: Json) -> Json:
