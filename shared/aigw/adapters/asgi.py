@@ -123,13 +123,8 @@ class GatewayApp:
         self.routes = routes
         # A single-route function (behind API Gateway, which already routed) uses `fixed`.
         self.fixed = fixed
-        self._gateway = gateway
-
-    @property
-    def gateway(self) -> Gateway:
-        if self._gateway is None:
-            self._gateway = Gateway.from_env()
-        return self._gateway
+        # Settings are read here, at start-up, so a misconfiguration fails the start, not a request.
+        self.gateway = gateway if gateway is not None else Gateway.from_env()
 
     def _endpoint(self, method: str, path: str) -> Endpoint:
         if self.fixed is not None:
