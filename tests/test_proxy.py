@@ -321,3 +321,9 @@ def test_fallback_from_openai_to_anthropic(client, fake_provider):
 def test_anthropic_does_not_serve_embeddings(client, fake_provider):
     r = client.post("/v1/embeddings", json={"input": "x"}, headers=anthropic_headers(fake_provider))
     assert r.status_code == 400 and "embeddings" in r.json()["error"]["message"]
+
+
+def test_echoed_key_in_a_response_header_is_scrubbed(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(headers={"x-debug-key": "<<API_KEY>>"}, json={"ok": True}, echo_key=True))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert r.headers["x-debug-key"] == "[REDACTED]" and KEY not in r.text

@@ -40,3 +40,10 @@ async def test_stream_scrub_holds_back_only_a_possible_key_prefix():
 @pytest.mark.parametrize("keys", [[], [None]])
 async def test_stream_without_keys_passes_chunks_through(keys):
     assert await collect([b"a", b"b"], keys) == [b"a", b"b"]
+
+
+def test_scrub_headers():
+    from aigw.redact import scrub_headers
+
+    out = scrub_headers({"x-echo": f"key={KEY}", "x-ok": "fine"}, [KEY])
+    assert out == {"x-echo": "key=[REDACTED]", "x-ok": "fine"}

@@ -20,6 +20,19 @@ def scrub(body: bytes, keys: Iterable[str | None]) -> bytes:
     return body
 
 
+def scrub_headers(headers: dict[str, str], keys: Iterable[str | None]) -> dict[str, str]:
+    secrets = [k for k in keys if k and len(k) >= _MIN_SECRET]
+    if not secrets:
+        return headers
+    out = {}
+    for name, value in headers.items():
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED.decode())
+        out[name] = value
+    return out
+
+
 def _held_prefix(data: bytes, secrets: list[bytes]) -> int:
     """Length of the longest tail of ``data`` that could start one of ``secrets``."""
     longest = 0

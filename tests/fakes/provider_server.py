@@ -29,7 +29,7 @@ the route default if status < 400 (auth/validation included; the reply's headers
 its timing/drop options applied), a
 provider-shaped error body for the status if >= 400, or, with ``echo_key``, a provider-shaped
 error whose message contains the received key. ``echo_key`` also replaces every
-``API_KEY_PLACEHOLDER`` ("<<API_KEY>>") in json/body/sse with the received key.
+``API_KEY_PLACEHOLDER`` ("<<API_KEY>>") in json/body/sse and header values with the received key.
 """
 
 from __future__ import annotations
@@ -248,6 +248,8 @@ class FakeProvider:
             chunks = [c.replace(API_KEY_PLACEHOLDER.encode(), key.encode()) for c in chunks]
         default_ct = SSE_HEADERS["Content-Type"] if reply.sse is not None else "application/json"
         headers = {"Content-Type": default_ct, **reply.headers}
+        if reply.echo_key:
+            headers = {k: v.replace(API_KEY_PLACEHOLDER, key) for k, v in headers.items()}
 
         if reply.sse is None and reply.drop_after_chunks is None:
             return web.Response(status=reply.status, body=chunks[0], headers=headers)

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 
 from aigw.providers.base import ProviderError
-from aigw.redact import scrub, scrub_stream
+from aigw.redact import scrub, scrub_headers, scrub_stream
 from aigw.response import JSON_CT, SSE_CT, GatewayResponse
 from aigw.routing.engine import Outcome
 from aigw.upstream.attempt import UpstreamAttempt, UpstreamInvalidBody
@@ -74,7 +74,7 @@ def to_response(outcome: Outcome, base: dict[str, str], secrets: Iterable[str | 
     attempt = outcome.attempt
     assert isinstance(attempt, UpstreamAttempt)
     secrets = tuple(secrets)
-    headers = dict(attempt.headers)
+    headers = scrub_headers(dict(attempt.headers), secrets)
     headers.update(base)
     headers["x-portkey-provider"] = attempt.provider.name
     headers["x-portkey-last-used-option-index"] = outcome.leaf.path
