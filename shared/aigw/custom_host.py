@@ -167,7 +167,7 @@ def parse_trusted_hosts(value: str | None) -> frozenset[str]:
     return hosts
 
 
-def _is_trusted(host: IPAddress | str, trusted: frozenset[str]) -> bool:
+def is_trusted(host: IPAddress | str, trusted: frozenset[str]) -> bool:
     names, nets = _compile_trusted(frozenset(trusted))
     if isinstance(host, str):
         return host in names
@@ -216,7 +216,7 @@ def check_custom_host(
     except ValueError as exc:
         why = "is not a valid IPv6 address" if match[1] is not None else str(exc)
         raise refuse(f"host {shown!r} {why}") from None
-    if not _is_trusted(host, trusted_hosts):
+    if not is_trusted(host, trusted_hosts):
         why = _name_refusal(host) if isinstance(host, str) else ip_refusal(host)
         if why:
             label = f"{shown} = {host}" if isinstance(host, IPv4Address) and shown != str(host) else shown

@@ -45,7 +45,9 @@ async def proxy(
         stream = body.get("stream") is True and endpoint in ("chat", "completions")
         spec = CallSpec(endpoint, body, request.body, stream, request.headers, options.api_key)
         settings = gw.settings
-        session = get_session(settings.upstream_pool_size, settings.upstream_connect_timeout_ms / 1000)
+        session = get_session(
+            settings.trusted_custom_hosts, settings.upstream_pool_size, settings.upstream_connect_timeout_ms / 1000
+        )
         env = RouterEnv(
             rng=gw.rng,
             sleep=gw.sleep,

@@ -13,15 +13,21 @@ import asyncio
 
 import aiohttp
 
+from aigw.upstream.resolver import GuardedResolver
+
 _session: aiohttp.ClientSession | None = None
 _session_loop: asyncio.AbstractEventLoop | None = None
 
 
-def get_session(pool_size: int = 256, connect_timeout_s: float = 10.0) -> aiohttp.ClientSession:
+def get_session(
+    trusted_hosts: frozenset[str], pool_size: int = 256, connect_timeout_s: float = 10.0
+) -> aiohttp.ClientSession:
     global _session, _session_loop
     loop = asyncio.get_running_loop()
     if _session is None or _session.closed or _session_loop is not loop:
-        connector = aiohttp.TCPConnector(limit=pool_size, ttl_dns_cache=300, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(
+            limit=pool_size, ttl_dns_cache=300, resolver=GuardedResolver(trusted_hosts)
+        )
         _session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s),
