@@ -13,9 +13,10 @@ KEY = "sk-test-0123456789abcdef"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
-@pytest.fixture(scope="module")
-def gateway():
-    with LocalGateway() as gw:
+@pytest.fixture(scope="module", params=["aiohttp", "stdlib"])
+def gateway(request):
+    # Every forwarding behaviour holds over both upstream transports (server / Lambda route).
+    with LocalGateway(client=request.param) as gw:
         yield gw
 
 

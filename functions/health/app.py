@@ -3,4 +3,4 @@
 from aigw.adapters.aws import http_handler
 from aigw.health import health
 
-handler = http_handler(health)
+handler = http_handler(health, upstream=False)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
 from aigw.errors import UnsafeCustomHost
@@ -223,3 +223,23 @@ def check_custom_host(
             raise refuse(f"{label!r} is not allowed: {why}; add it to TRUSTED_CUSTOM_HOSTS to allow it")
     netloc = f"[{host.compressed}]" if isinstance(host, IPv6Address) else str(host)
     return f"{parts.scheme}://{netloc}{f':{int(port)}' if port else ''}{parts.path.rstrip('/')}"
+
+
+# Connect-time half: applied by the upstream transports to what a hostname resolves to.
+def _allowed(address: str, trusted: frozenset[str]) -> bool:
+    try:
+        ip = ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip_refusal(ip) is None or is_trusted(ip, trusted)
+
+
+def allowed_addresses(host: str, addresses: list[str], trusted: frozenset[str]) -> list[str]:
+    """The addresses of ``host`` that may be contacted; OSError when none may."""
+    if is_trusted(host.lower().rstrip("."), trusted):
+        return addresses
+    allowed = [a for a in addresses if _allowed(a, trusted)]
+    if not allowed:
+        # Reported as a connection error: the attempt becomes a 502.
+        raise OSError(f"{host} resolves only to non-public addresses")
+    return allowed

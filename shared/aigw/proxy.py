@@ -17,7 +17,6 @@ from aigw.request import GatewayRequest
 from aigw.response import GatewayResponse, error_response
 from aigw.routing.engine import RouterEnv, route
 from aigw.upstream.attempt import CallSpec, send
-from aigw.upstream.client import get_session
 from aigw.upstream.relay import to_response
 
 BodyCheck = Callable[[dict[str, Any]], None]
@@ -45,9 +44,6 @@ async def proxy(
         stream = body.get("stream") is True and endpoint in ("chat", "completions")
         spec = CallSpec(endpoint, body, request.body, stream, request.headers, options.api_key)
         settings = gw.settings
-        session = get_session(
-            settings.trusted_custom_hosts, settings.upstream_pool_size, settings.upstream_connect_timeout_ms / 1000
-        )
         env = RouterEnv(
             rng=gw.rng,
             sleep=gw.sleep,
@@ -57,7 +53,7 @@ async def proxy(
             retry_max_backoff_ms=settings.retry_max_backoff_ms,
             retry_after_cap_ms=settings.retry_after_cap_ms,
         )
-        outcome = await route(options.root, lambda target: send(session, target, spec), env)
+        outcome = await route(options.root, lambda target: send(gw.transport, target, spec), env)
     except GatewayError as exc:
         return error_response(exc, base)
     return to_response(outcome, base, secrets=(outcome.leaf.api_key, options.api_key))

@@ -21,6 +21,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     # Auth mode: "none" (local default) or "api_key" (requires x-portkey-api-key).
@@ -39,6 +48,8 @@ class Settings:
     # Upstream connection pool of the one shared HTTP client per execution environment.
     upstream_pool_size: int = 256
     upstream_connect_timeout_ms: int = 10_000
+    # "aiohttp" or "stdlib"; None lets the shell choose (Lambda route functions: stdlib).
+    upstream_client: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -58,6 +69,7 @@ class Settings:
             retry_after_cap_ms=_int(env, "RETRY_AFTER_CAP_MS", cls.retry_after_cap_ms),
             upstream_pool_size=_int(env, "UPSTREAM_POOL_SIZE", cls.upstream_pool_size),
             upstream_connect_timeout_ms=_int(env, "UPSTREAM_CONNECT_TIMEOUT_MS", cls.upstream_connect_timeout_ms),
+            upstream_client=_choice(env, "UPSTREAM_CLIENT", ("aiohttp", "stdlib")),
         )
 
 

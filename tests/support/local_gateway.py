@@ -38,11 +38,12 @@ def free_port() -> int:
 
 
 class LocalGateway:
-    def __init__(self, settings: Settings | None = None, seed: int = 1234) -> None:
+    def __init__(self, settings: Settings | None = None, seed: int = 1234, client: str = "aiohttp") -> None:
         self.sleeps = Sleeps()
         settings = settings or Settings()
         self.gateway = Gateway(
-            settings=settings, auth=authenticator_for(settings.auth_mode), rng=random.Random(seed), sleep=self.sleeps
+            settings=settings, auth=authenticator_for(settings.auth_mode), rng=random.Random(seed), sleep=self.sleeps,
+            default_client=client,
         )
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"

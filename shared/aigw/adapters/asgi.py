@@ -167,8 +167,6 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                from aigw.upstream.client import close_session
-
-                await close_session()
+                await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -13,13 +13,13 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
 import orjson
 
 from aigw.config.model import Target
 from aigw.errors import GatewayError, InvalidRequest, MissingProviderKey
 from aigw.providers.base import Endpoint, Json, Provider
 from aigw.providers.registry import get_provider
+from aigw.upstream.transport import Transport, TransportError, UpstreamResponse
 
 # Response headers of the provider that are not passed on to the client.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -55,7 +55,7 @@ class UpstreamAttempt:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     # Set for a successful stream: the open response and the first chunk already read.
-    response: aiohttp.ClientResponse | None = None
+    response: UpstreamResponse | None = None
     first_chunk: bytes = b""
     # Set when no usable HTTP answer came (timeout, connection failure).
     error: GatewayError | None = None
@@ -114,45 +114,37 @@ def build_request(target: Target, spec: CallSpec) -> tuple[Provider, Endpoint, J
 
 
 def response_headers(raw: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in raw.items() if k.lower() not in _DROP_RESPONSE_HEADERS}
+    return {k: v for k, v in raw.items() if k not in _DROP_RESPONSE_HEADERS}
 
 
-def _abandon(response: aiohttp.ClientResponse | None) -> None:
-    if response is not None:
-        response.close()  # half-read: the connection cannot be reused
-    return None
-
-
-async def send(session: aiohttp.ClientSession, target: Target, spec: CallSpec) -> UpstreamAttempt:
+async def send(transport: Transport, target: Target, spec: CallSpec) -> UpstreamAttempt:
     provider, endpoint, provider_body, data, headers, url = build_request(target, spec)
     timeout_s = target.request_timeout_ms / 1000 if target.request_timeout_ms else None
     attempt = UpstreamAttempt(target, provider, endpoint, provider_body, status=0)
-    response: aiohttp.ClientResponse | None = None
+    response: UpstreamResponse | None = None
     try:
         async with asyncio.timeout(timeout_s):
-            response = await session.request(endpoint.method, url, data=data, headers=headers, allow_redirects=False)
+            response = await transport.request(endpoint.method, url, headers, data)
             attempt.status = response.status
             attempt.headers = response_headers(response.headers)
             if spec.stream and 200 <= response.status < 300:
-                first = await response.content.readany()
+                first = await response.next_chunk()
                 if not first:
-                    raise aiohttp.ClientPayloadError("stream ended before its first byte")
+                    raise TransportError("stream ended before its first byte")
                 attempt.response, attempt.first_chunk = response, first
-                response = None  # handed over to the attempt
             else:
                 attempt.body = await response.read()
+            response = None  # read whole, or handed over to the attempt
     except TimeoutError:
-        response = _abandon(response)
         attempt.status, attempt.headers, attempt.body = 408, {}, b""
         attempt.error = UpstreamTimeout(
             f"Request exceeded the timeout sent in the request: {target.request_timeout_ms}ms"
         )
-    except (aiohttp.ClientError, OSError) as exc:
-        response = _abandon(response)
+    except TransportError as exc:
         attempt.status, attempt.headers, attempt.body = 502, {}, b""
-        # The exception text can carry the URL; name only the failure's kind.
-        attempt.error = UpstreamConnectionFailed(f"could not reach {provider.name}: {type(exc).__name__}")
+        # The transport names only the failure's kind, never the URL or headers.
+        attempt.error = UpstreamConnectionFailed(f"could not reach {provider.name}: {exc}")
     finally:
         if response is not None:
-            response.release()
+            response.close()  # half-read: the connection cannot be reused
     return attempt

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 
-import aiohttp
 import orjson
 
 from aigw.providers.base import ProviderError
@@ -19,6 +18,7 @@ from aigw.response import JSON_CT, SSE_CT, GatewayResponse
 from aigw.routing.engine import Outcome
 from aigw.upstream.attempt import UpstreamAttempt, UpstreamInvalidBody
 from aigw.upstream.sse import sse_error_event
+from aigw.upstream.transport import TransportError
 
 _MAX_ERROR_TEXT = 512
 
@@ -59,12 +59,12 @@ async def _relay(attempt: UpstreamAttempt) -> AsyncIterator[bytes]:
             else:
                 for event in transformer.feed(chunk):
                     yield event
-            chunk = await response.content.readany()
+            chunk = await response.next_chunk()
         if transformer is not None:
             for event in transformer.close():
                 yield event
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        yield sse_error_event(f"{attempt.provider.name} stream interrupted: {type(exc).__name__}")
+    except TransportError as exc:
+        yield sse_error_event(f"{attempt.provider.name} stream interrupted: {exc}")
     finally:
         response.close()
         attempt.response = None

@@ -9,35 +9,24 @@ aiohttp connects. IP literals never reach a resolver: the URL guard has judged t
 from __future__ import annotations
 
 import socket
-from ipaddress import ip_address
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from aigw.custom_host import ip_refusal, is_trusted
+from aigw.custom_host import allowed_addresses
 
 
 class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, with ``allowed_addresses`` applied to every answer."""
+
     def __init__(self, trusted_hosts: frozenset[str], inner: AbstractResolver | None = None) -> None:
         self._trusted = trusted_hosts
         self._inner = inner if inner is not None else DefaultResolver()
 
-    def _allowed(self, address: str) -> bool:
-        try:
-            ip = ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return False
-        return ip_refusal(ip) is None or is_trusted(ip, self._trusted)
-
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        if is_trusted(host.lower().rstrip("."), self._trusted):
-            return results
-        allowed = [r for r in results if self._allowed(r["host"])]
-        if not allowed:
-            # aiohttp reports this as a connection (DNS) error: the attempt becomes a 502.
-            raise OSError(f"{host} resolves only to non-public addresses")
-        return allowed
+        keep = set(allowed_addresses(host, [r["host"] for r in results], self._trusted))
+        return [r for r in results if r["host"] in keep]
 
     async def close(self) -> None:
         await self._inner.close()
