@@ -1,0 +1,1 @@
+"""Deployment: template.yaml and the artefacts `sam build` makes from it."""
