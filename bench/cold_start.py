@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples: dict[str, dict[str, dict[str, list[float]]]] = {
             m: {f: {"init": [], "first_response": []} for f in functions} for m in layouts}
         with FakeProvider() as fake:
-            for mode, root in layouts.items():  # warm the page cache once, unmeasured
+            for root in layouts.values():  # warm the page cache once, unmeasured
                 for name in functions:
                     measure_once(root / "task" / name, root / "opt", runtime, event_for(name, fake))
             for run in range(args.runs):

@@ -33,3 +33,18 @@ def test_misconfiguration_fails_at_start_up(env, monkeypatch):
         monkeypatch.setenv(key, value)
     with pytest.raises(ValueError):
         GatewayApp({})  # the shells build their settings when they start
+
+
+def test_loopback_is_not_trusted_by_default_on_lambda():
+    assert Settings.from_env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}).trusted_custom_hosts == frozenset()
+    explicit = Settings.from_env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "TRUSTED_CUSTOM_HOSTS": "10.0.0.0/8"})
+    assert explicit.trusted_custom_hosts == frozenset({"10.0.0.0/8"})
+
+
+def test_trace_ids_are_uuid4():
+    import uuid
+
+    from aigw.proxy import new_trace_id
+
+    ids = {new_trace_id() for _ in range(100)}
+    assert len(ids) == 100 and all(uuid.UUID(i).version == 4 for i in ids)

@@ -6,7 +6,7 @@ route (strategies, retries, fallbacks) -> turn the chosen attempt into the respo
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +22,19 @@ from aigw.upstream.relay import to_response
 BodyCheck = Callable[[dict[str, Any]], None]
 
 
+def new_trace_id() -> str:
+    """A random (version 4) UUID. Not ``uuid.uuid4``: the uuid module costs ~6 ms of cold start."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _trace_id(headers: dict[str, str]) -> str:
     raw = headers.get("x-portkey-trace-id")
     # An invalid trace id is reported by read_options; here we only need one to echo.
-    return raw if raw and len(raw) <= 256 and raw.isprintable() else str(uuid.uuid4())
+    return raw if raw and len(raw) <= 256 and raw.isprintable() else new_trace_id()
 
 
 async def proxy(

@@ -54,6 +54,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         trusted = env.get("TRUSTED_CUSTOM_HOSTS")
+        if trusted is None and env.get("AWS_LAMBDA_RUNTIME_API"):
+            # On Lambda, loopback is the Runtime API (127.0.0.1:9001): trust nothing by default.
+            trusted = ""
         auth_mode = env.get("AUTH_MODE", "none").strip().lower() or "none"
         if auth_mode not in {"none", "api_key"}:
             raise ValueError(f"AUTH_MODE must be 'none' or 'api_key', got {auth_mode!r}")

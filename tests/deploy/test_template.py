@@ -48,7 +48,8 @@ def http_api_routes(template: Mapping[str, Any]) -> dict[tuple[str, str], str]:
     for name, fn in functions(template).items():
         for event in (fn["Properties"].get("Events") or {}).values():
             if event["Type"] == "HttpApi":
-                key = (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+                props = event["Properties"]
+                key = (props.get("Method", "ANY").upper(), props.get("Path", "$default"))
                 assert key not in routes, f"{key} is wired twice"
                 routes[key] = name
     return routes
@@ -71,7 +72,9 @@ def test_sam_validate_lint_passes():
 
 def test_http_api_routes_are_the_gateway_routes(template):
     expected = {(method, path) for path, by_method in ROUTES.items() for method in by_method}
-    assert set(http_api_routes(template)) == expected
+    routes = http_api_routes(template)
+    assert routes.pop(("ANY", "$default")) == "NotFoundFunction"
+    assert set(routes) == expected
 
 
 def test_each_route_function_serves_the_endpoint_it_is_wired_to(template):
@@ -80,6 +83,8 @@ def test_each_route_function_serves_the_endpoint_it_is_wired_to(template):
     asyncio.set_event_loop(loop)
     try:
         for (method, path), name in http_api_routes(template).items():
+            if path == "$default":
+                continue  # NotFoundFunction routes by itself (tests/functions/test_handlers.py)
             props = functions(template)[name]["Properties"]
             assert props["Handler"] == "app.handler"
             app_py = REPO / props["CodeUri"] / "app.py"

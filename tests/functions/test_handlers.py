@@ -30,6 +30,7 @@ from tests.support.lambda_events import (
     function_url_event,
     http_api_event,
     parse_result,
+    with_request,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,3 +237,16 @@ def test_warm_invocations_reuse_the_environment(handlers, fake_provider):
                    headers=provider_headers(fake_provider))
         assert r.status == 200, r.text
     assert len(fake_provider.requests_for("openai.chat")) == 3
+
+
+def test_default_route_answers_unknown_routes_in_openai_shape():
+    handler = load_handler_module("not_found").handler
+
+    def call(method: str, path: str) -> LambdaResult:
+        # The $default route's event: any method and path (built from the health fixture).
+        event = with_request(http_api_event("GET", "/v1/health"), method=method, path=path)
+        event["routeKey"] = "$default"
+        return parse_result(json.loads(json.dumps(handler(event, FakeContext()))))
+
+    assert_openai_error(call("GET", "/v1/nope"), 404, "not_found")
+    assert_openai_error(call("DELETE", "/v1/chat/completions"), 405, "method_not_allowed")

@@ -276,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 ROUTE_FUNCTIONS = ("ChatCompletionsFunction", "CompletionsFunction", "EmbeddingsFunction", "ModelsFunction",
-                   "HealthFunction")
+                   "HealthFunction", "NotFoundFunction")
 LAYER = "SharedLayer"
 
 

@@ -8,6 +8,7 @@ Function URL runs the same ASGI app behind the Lambda Web Adapter instead (see t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mangum import Mangum
@@ -29,3 +30,10 @@ def http_handler(endpoint: Endpoint, gateway: Gateway | None = None, *, upstream
         gateway.transport  # noqa: B018 - built now, so the cold start is paid in init
     app = GatewayApp({}, gateway, fixed=endpoint)
     return Mangum(app, lifespan="off")
+
+
+def router_handler(routes: Mapping[str, Mapping[str, Endpoint]], gateway: Gateway | None = None) -> Any:
+    """A Lambda handler that routes by path and method itself (API Gateway's $default route)."""
+    if gateway is None:
+        gateway = Gateway.from_env(default_client="stdlib")
+    return Mangum(GatewayApp(routes, gateway), lifespan="off")

@@ -17,27 +17,27 @@ MODES = ("single", "loadbalance", "fallback", "conditional")
 DEFAULT_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 0
     on_status_codes: frozenset[int] = DEFAULT_RETRY_STATUS
     use_retry_after_header: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Condition:
     query: Any  # a compiled query from aigw.routing.conditions.compile_query
     then: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Sticky:
     enabled: bool
     hash_fields: tuple[str, ...] = ()
     ttl_s: int = 300
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Strategy:
     mode: str
     on_status_codes: frozenset[int] | None = None
@@ -46,7 +46,7 @@ class Strategy:
     sticky: Sticky | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Target:
     # JSON path of this node, as reported in x-portkey-last-used-option-index.
     path: str = "config"

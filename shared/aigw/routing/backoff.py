@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 
 
 def backoff_ms(retry_number: int, base_ms: int, cap_ms: int, rng: random.Random) -> float:
@@ -31,6 +30,8 @@ def retry_after_ms(headers: Mapping[str, str], now_s: float) -> float | None:
         return seconds * 1000 if seconds >= 0 else None
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # rare: dates only; ~7 ms of cold start
+
     try:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
