@@ -166,10 +166,12 @@ def test_override_params_are_merged_into_the_body(client, fake_provider):
 
 
 def test_forward_headers_only_listed_ones(client, fake_provider):
-    h = openai_headers(fake_provider, **{"x-portkey-forward-headers": "x-team", "x-team": "red", "x-other": "no"})
-    client.post("/v1/chat/completions", json=CHAT, headers=h)
+    h = openai_headers(fake_provider, **{"x-portkey-forward-headers": "x-team, host, content-length", "x-team": "red", "x-other": "no"})
+    r = client.post("/v1/chat/completions", json=CHAT, headers=h)
     sent = fake_provider.requests[-1].headers
     assert sent.get("x-team") == "red" and "x-other" not in sent
+    # framing headers are never copied from the client's hop
+    assert r.status_code == 200 and sent["host"] == fake_provider.base_url.removeprefix("http://")
 
 
 def test_conditional_routing_on_metadata(client, fake_provider):

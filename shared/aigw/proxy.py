@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from aigw.body import decode_object
 from aigw.errors import GatewayError
 from aigw.gateway import Gateway
 from aigw.portkey_headers import RequestOptions, read_options
@@ -40,8 +41,6 @@ def _trace_id(headers: dict[str, str]) -> str:
 async def proxy(
     request: GatewayRequest, gw: Gateway, endpoint: str, *, body_check: BodyCheck | None = None
 ) -> GatewayResponse:
-    from aigw.body import decode_object  # small module; kept next to its only caller
-
     trace_id = _trace_id(request.headers)
     base = {"x-portkey-trace-id": trace_id, "x-portkey-cache-status": "DISABLED"}
     try:

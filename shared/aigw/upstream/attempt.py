@@ -28,6 +28,13 @@ _DROP_RESPONSE_HEADERS = frozenset(
 )
 
 
+# Request headers a client may not forward: they describe this hop's framing, not the request.
+_UNFORWARDABLE = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
+     "proxy-authorization", "proxy-connection", "expect"}
+)
+
+
 class UpstreamTimeout(GatewayError):
     status = 408
     type = "timeout_error"
@@ -104,7 +111,11 @@ def build_request(target: Target, spec: CallSpec) -> tuple[Provider, Endpoint, J
         data = spec.raw_body  # untouched: forward the client's bytes as they came
     else:
         data = orjson.dumps(provider_body)
-    headers = {h: spec.request_headers[h] for h in target.forward_headers if h in spec.request_headers}
+    headers = {
+        h: spec.request_headers[h]
+        for h in target.forward_headers
+        if h in spec.request_headers and h not in _UNFORWARDABLE
+    }
     headers.update(provider.extra_headers(target))
     if data is not None:
         headers["content-type"] = "application/json"
