@@ -330,3 +330,13 @@ def test_echoed_key_in_a_response_header_is_scrubbed(client, fake_provider):
     fake_provider.script("openai.chat", Reply(headers={"x-debug-key": "<<API_KEY>>"}, json={"ok": True}, echo_key=True))
     r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
     assert r.headers["x-debug-key"] == "[REDACTED]" and KEY not in r.text
+
+
+def test_no_retry_once_the_stream_has_started(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(drop_after_chunks=2))
+    config = target(fake_provider, retry={"attempts": 3, "on_status_codes": [500, 502, 503]})
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=config_header(config)) as r:
+        text = "".join(r.iter_text())
+    assert len(fake_provider.requests) == 1  # the client already had bytes: no second attempt
+    events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert json.loads(events[-1])["error"]["code"] == "stream_interrupted"
