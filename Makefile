@@ -12,12 +12,13 @@ $(PY):
 	$(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.local-installed: $(PY) pyproject.toml
-	$(PY) -m pip install -q -e '.[local]'
+# constraints.txt pins every package to the versions the suite last passed with.
+$(VENV)/.local-installed: $(PY) pyproject.toml constraints.txt
+	$(PY) -m pip install -q -c constraints.txt -e '.[local]'
 	touch $@
 
-$(VENV)/.test-installed: $(PY) pyproject.toml
-	$(PY) -m pip install -q -e '.[local,test]'
+$(VENV)/.test-installed: $(PY) pyproject.toml constraints.txt
+	$(PY) -m pip install -q -c constraints.txt -e '.[local,test]'
 	touch $@
 
 run: $(VENV)/.local-installed
@@ -25,6 +26,7 @@ run: $(VENV)/.local-installed
 
 test: $(VENV)/.test-installed
 	scripts/install_test_system_deps.sh
+	$(VENV)/bin/ruff check .
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test-installed
