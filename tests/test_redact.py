@@ -47,3 +47,19 @@ def test_scrub_headers():
 
     out = scrub_headers({"x-echo": f"key={KEY}", "x-ok": "fine"}, [KEY])
     assert out == {"x-echo": "key=[REDACTED]", "x-ok": "fine"}
+
+
+async def test_closing_the_scrubbed_stream_closes_its_source_at_once():
+    closed = []
+
+    async def source():
+        try:
+            yield b"one"
+            yield b"two"
+        finally:
+            closed.append(True)
+
+    stream = scrub_stream(source(), [KEY])
+    assert await stream.__anext__() == b"one"
+    await stream.aclose()
+    assert closed == [True]

@@ -47,20 +47,25 @@ def _held_prefix(data: bytes, secrets: list[bytes]) -> int:
 async def scrub_stream(chunks: AsyncIterator[bytes], keys: Iterable[str | None]) -> AsyncIterator[bytes]:
     """Scrub a stream whose chunks may split a key; holds back only a tail that could begin one."""
     secrets = _secrets(keys)
-    if not secrets:
-        async for chunk in chunks:
-            yield chunk
-        return
     carry = b""
-    async for chunk in chunks:
-        data = carry + chunk
-        for secret in secrets:
-            if secret in data:
-                data = data.replace(secret, REDACTED)
-        hold = _held_prefix(data, secrets)
-        carry = data[len(data) - hold:] if hold else b""
-        out = data[: len(data) - hold] if hold else data
-        if out:
-            yield out
-    if carry:
-        yield carry
+    try:
+        async for chunk in chunks:
+            if not secrets:
+                yield chunk
+                continue
+            data = carry + chunk
+            for secret in secrets:
+                if secret in data:
+                    data = data.replace(secret, REDACTED)
+            hold = _held_prefix(data, secrets)
+            carry = data[len(data) - hold:] if hold else b""
+            out = data[: len(data) - hold] if hold else data
+            if out:
+                yield out
+        if carry:
+            yield carry
+    finally:
+        # Closed early (client gone): close the source now, so the upstream is released at once.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
