@@ -49,6 +49,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from bench._stats import percentile, process_cpu_seconds, summarize
+from bench.reference_gateway import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "latency.json"
@@ -127,12 +128,7 @@ def _child(cmd: list[str], env: dict[str, str], stdout: int | None = None) -> It
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @contextlib.contextmanager
