@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Lambda's runtime is python3.12: prefer it so `sam build` finds the same interpreter.
 BASE_PYTHON ?= $(shell scripts/find_python.sh)
 
-.PHONY: run test bench venv deps-local deps-test clean
+.PHONY: run test bench clean
 
 $(PY):
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -30,6 +30,7 @@ test: $(VENV)/.test-installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test-installed
+	scripts/install_bench_system_deps.sh
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bench.run_all
 
 clean:

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# System packages the test suite needs. Idempotent; installs only what is missing.
+# System packages the test suite needs (unshare/ip for the network-namespace SSRF test).
+# Idempotent; installs only what is missing. `scripts/install_bench_system_deps.sh` adds node for
+# the reference gateway.
 set -euo pipefail
 need=()
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v node >/dev/null 2>&1 || need+=(nodejs)
-command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
