@@ -1,5 +1,6 @@
 """Bad and hostile input against the real local server: clear 4xx in OpenAI's shape, never a 500."""
 
+import json
 import socket
 
 import httpx
@@ -207,3 +208,27 @@ def test_stalled_header_block_is_closed_after_the_header_timeout(gateway):
     # the test server's header timeout is 2 s: recv returns b"" once the server closes
     assert s.recv(100) == b""
     s.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+    ],
+)
+def test_unparseable_http_gets_an_openai_shaped_400(gateway, raw):
+    s = socket.create_connection(("127.0.0.1", gateway.port))
+    s.sendall(raw)
+    s.settimeout(5)
+    data = b""
+    try:
+        while chunk := s.recv(4096):
+            data += chunk
+    except OSError:
+        pass
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"

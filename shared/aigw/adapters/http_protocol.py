@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with the two limits it lacks: header size and header time.
+"""uvicorn's httptools protocol with the two limits it lacks (header size and header time),
+and its protocol-level 400 in the OpenAI error shape.
 
 httptools buffers a request's header block without bound (13 MB of one header was
 accepted here before the app saw the request), and uvicorn has no deadline for the
@@ -6,6 +7,7 @@ header block, so a slow client could hold memory indefinitely. This subclass cou
 bytes received while the header block is incomplete and answers 431 past the limit, and
 closes a connection whose header block is not complete within ``header_timeout_s``.
 (h11 bounds the size, but measured slower on the hot path; neither bounds the time.)
+A request that is not parseable HTTP gets OpenAI's error JSON, not uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 _431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
     b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+_400_BODY = (
+    b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error","param":null,'
+    b'"code":"malformed_request"}}'
+)
+_400 = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_400_BODY), _400_BODY)
 )
 
 
@@ -71,6 +81,10 @@ def bounded_protocol(max_header_bytes: int, header_timeout_s: float = 30.0) -> t
                 if self._header_bytes > max_header_bytes:
                     self.transport.write(response)
                     self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            self.transport.write(_400)
+            self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._header_timer is not None:
