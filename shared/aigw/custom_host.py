@@ -38,7 +38,7 @@ IPNetwork = IPv4Network | IPv6Network
 DEFAULT_TRUSTED_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
 MAX_URL_LENGTH = 2048
 
-_BLOCKED: tuple[tuple[IPNetwork, str], ...] = tuple((ip_network(net), why) for net, why in (
+_BLOCKED_SPEC: tuple[tuple[str, str], ...] = (
     ("0.0.0.0/8", "unspecified ('this network')"), ("10.0.0.0/8", "private (RFC 1918)"),
     ("100.64.0.0/10", "carrier-grade NAT"), ("127.0.0.0/8", "loopback"),
     ("169.254.0.0/16", "link-local / cloud metadata"), ("172.16.0.0/12", "private (RFC 1918)"),
@@ -53,8 +53,16 @@ _BLOCKED: tuple[tuple[IPNetwork, str], ...] = tuple((ip_network(net), why) for n
     ("2001:db8::/32", "documentation"), ("3fff::/20", "documentation"), ("5f00::/16", "SRv6 SIDs"),
     ("fc00::/7", "unique-local"), ("fe80::/10", "link-local"), ("fec0::/10", "site-local"),
     ("ff00::/8", "multicast"),
-))
+)
 _NAT64 = IPv6Network("64:ff9b::/96")
+
+
+@functools.cache
+def _blocked() -> tuple[tuple[IPNetwork, str], ...]:
+    # Built on first use: ~5 ms that functions never checking an address (health) do not pay.
+    return tuple((ip_network(net), why) for net, why in _BLOCKED_SPEC)
+
+
 _METADATA_NAMES = frozenset({"metadata", "metadata.google.internal", "metadata.goog", "instance-data",
                              "instance-data.ec2.internal", "metadata.azure.com", "metadata.azure.internal"})
 _INTERNAL_SUFFIXES = ("internal", "local", "localhost", "localdomain", "home.arpa", "intranet", "corp", "lan",
@@ -112,7 +120,7 @@ def ip_refusal(ip: IPAddress) -> str | None:
         if embedded is not None:
             why = ip_refusal(embedded)
             return None if why is None else f"embeds {embedded}: {why}"
-    for net, why in _BLOCKED:
+    for net, why in _blocked():
         if net.version == ip.version and ip in net:
             return f"{why} address"
     if not ip.is_global or ip.is_multicast or ip.is_reserved:  # belt and braces for new registries
