@@ -1,12 +1,13 @@
 """The forwarding path end to end: client -> local server (real TCP) -> fake provider (real TCP)."""
 
 import json
+import time
 
 import httpx
 import orjson
 import pytest
 
-from tests.fakes.provider_server import Reply
+from tests.fakes.provider_server import Reply, openai_sse
 from tests.support.local_gateway import LocalGateway
 
 KEY = "sk-test-0123456789abcdef"
@@ -156,6 +157,14 @@ def test_echoed_key_is_scrubbed_from_json_and_stream(client, fake_provider):
     fake_provider.script("openai.chat", Reply(json={"id": "x", "echo": "<<API_KEY>>"}, echo_key=True))
     r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
     assert KEY not in r.text
+
+
+def test_echoed_key_is_scrubbed_from_a_stream(client, fake_provider):
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "<<API_KEY>>"}}]}
+    fake_provider.script("openai.chat", Reply(sse=openai_sse([chunk, chunk]), echo_key=True))
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=openai_headers(fake_provider)) as r:
+        text = "".join(r.iter_text())
+    assert KEY not in text and text.count("[REDACTED]") == 2
 
 
 def test_override_params_are_merged_into_the_body(client, fake_provider):
@@ -340,3 +349,50 @@ def test_no_retry_once_the_stream_has_started(client, fake_provider):
     assert len(fake_provider.requests) == 1  # the client already had bytes: no second attempt
     events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
     assert json.loads(events[-1])["error"]["code"] == "stream_interrupted"
+
+
+def test_client_leaving_cancels_retries_and_the_upstream_call(client, fake_provider, gateway):
+    # GIVEN an upstream that answers 503 slowly, and a config that would retry 3 times
+    fake_provider.script("openai.chat", *[Reply(status=503, delay_s=0.4) for _ in range(4)])
+    config = target(fake_provider, retry={"attempts": 3})
+    # WHEN the client gives up before the first answer
+    with pytest.raises(httpx.TimeoutException):
+        client.post("/v1/chat/completions", json=CHAT, headers=config_header(config), timeout=0.15)
+    time.sleep(1.5)
+    # THEN the gateway stopped: one upstream call, no retries nobody would read
+    assert len(fake_provider.requests) == 1
+
+
+def test_an_uncallable_fallback_target_is_a_failed_target_not_an_abort(client, fake_provider):
+    azure_without_deployment = {"provider": "azure-openai", "api_key": "az-0123456789", "resource_name": "r"}
+    fake_provider.script("openai.chat", Reply(status=500))
+    config = {"strategy": {"mode": "fallback"}, "targets": [azure_without_deployment, target(fake_provider)]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 500 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    config = {"strategy": {"mode": "fallback"}, "targets": [target(fake_provider), azure_without_deployment]}
+    fake_provider.script("openai.chat", Reply(status=500))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 400 and "deployment" in r.json()["error"]["message"]
+    assert r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+
+
+def test_a_key_straddling_the_error_text_cut_is_still_scrubbed(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(status=401, body=b"E" * 505 + b"<<API_KEY>>", echo_key=True,
+                                              headers={"content-type": "text/html"}))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert r.status_code == 401 and KEY[:8] not in r.text
+
+
+def test_a_malformed_anthropic_answer_is_a_502(client, fake_provider):
+    fake_provider.script("anthropic.messages", Reply(json={"content": [{"type": "text", "text": 5}], "usage": {"input_tokens": "x"}}))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_invalid_body"
+
+
+def test_an_oversized_provider_answer_is_refused_not_buffered(fake_provider):
+    from aigw.settings import Settings
+
+    fake_provider.script("openai.chat", Reply(json={"pad": "x" * 50_000}))
+    with LocalGateway(Settings(max_response_bytes=10_000)) as gw, httpx.Client(base_url=gw.base_url) as c:
+        r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert r.status_code == 502 and "more than 10000 bytes" in r.json()["error"]["message"]

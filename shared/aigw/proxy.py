@@ -50,8 +50,10 @@ async def proxy(
             body_check(body)
         options: RequestOptions = read_options(request.headers, gw.settings.trusted_custom_hosts)
         stream = body.get("stream") is True and endpoint in ("chat", "completions")
-        spec = CallSpec(endpoint, body, request.body, stream, request.headers, options.api_key)
         settings = gw.settings
+        spec = CallSpec(
+            endpoint, body, request.body, stream, request.headers, options.api_key, settings.max_response_bytes
+        )
         env = RouterEnv(
             rng=gw.rng,
             sleep=gw.sleep,

@@ -39,6 +39,8 @@ class Settings:
     service_name: str = "aigw"
     max_body_bytes: int = 16 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
+    # A provider answer (non-streamed) larger than this is refused with 502, never buffered whole.
+    max_response_bytes: int = 64 * 1024 * 1024
     # Hosts a custom_host may point at even though the SSRF guard would refuse them.
     trusted_custom_hosts: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
     # Retry backoff: base * 2**n with full jitter, capped; Retry-After above the cap is not waited for.
@@ -66,6 +68,7 @@ class Settings:
             service_name=env.get("SERVICE_NAME") or "aigw",
             max_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", cls.max_body_bytes),
             max_header_bytes=_int(env, "MAX_REQUEST_HEADER_BYTES", cls.max_header_bytes),
+            max_response_bytes=_int(env, "MAX_RESPONSE_BODY_BYTES", cls.max_response_bytes),
             trusted_custom_hosts=parse_trusted_hosts(trusted),
             retry_base_ms=_int(env, "RETRY_BASE_MS", cls.retry_base_ms),
             retry_max_backoff_ms=_int(env, "RETRY_MAX_BACKOFF_MS", cls.retry_max_backoff_ms),

@@ -2,6 +2,7 @@
 
 import json
 import socket
+import time
 
 import httpx
 import pytest
@@ -139,13 +140,6 @@ def test_bad_portkey_headers_are_400(client, fake_provider, header, value):
     assert fake_provider.requests == []
 
 
-def test_error_never_echoes_the_provider_key(client, fake_provider):
-    key = "sk-secret-abcdefghijklmnop"
-    headers = {**provider_headers(fake_provider, key=key), "x-portkey-config": '{"provider": "nosuch"}'}
-    r = client.post("/v1/chat/completions", json=CHAT, headers=headers)
-    assert r.status_code == 400 and key not in r.text
-
-
 def test_server_stays_up_under_slow_and_abandoned_connections(gateway, client, fake_provider):
     # GIVEN connections that send half a request and stall, and some that vanish mid-body
     stalled = []
@@ -178,27 +172,20 @@ def test_client_abandoning_a_stream_does_not_break_the_server(gateway, client, f
 
 
 def test_huge_header_block_is_cut_off_at_the_limit(gateway):
-    # GIVEN a client streaming one endless header
+    # GIVEN a client sending one header larger than the 16 KiB limit, never ending the block
     s = socket.create_connection(("127.0.0.1", gateway.port))
     s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ")
-    sent = 0
-    # WHEN it sends far more than the 16 KiB limit
-    try:
-        for _ in range(256):
-            s.sendall(b"a" * 65536)
-            sent += 65536
-    except OSError:
-        pass
-    # THEN the server answered 431 and closed long before 16 MiB were accepted
+    for _ in range(5):
+        s.sendall(b"a" * 4096)
+        time.sleep(0.05)  # separate reads on the server side
+    # THEN the server answers 431 in the OpenAI shape and closes
     s.settimeout(5)
     data = b""
-    try:
-        while chunk := s.recv(4096):
-            data += chunk
-    except OSError:
-        pass
+    while chunk := s.recv(4096):
+        data += chunk
     s.close()
-    assert data.startswith(b"HTTP/1.1 431") or sent < 16 * 1024 * 1024
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431") and json.loads(body)["error"]["code"] == "headers_too_large"
 
 
 def test_stalled_header_block_is_closed_after_the_header_timeout(gateway):
@@ -232,3 +219,13 @@ def test_unparseable_http_gets_an_openai_shaped_400(gateway, raw):
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
     assert json.loads(body)["error"]["type"] == "invalid_request_error"
+
+
+def test_a_websocket_upgrade_is_not_a_500(gateway):
+    s = socket.create_connection(("127.0.0.1", gateway.port))
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    s.settimeout(5)
+    head = s.recv(200)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 ") and not head.startswith(b"HTTP/1.1 500")

@@ -136,3 +136,20 @@ def test_too_deep_nesting_is_refused_without_recursion_error():
         config = {"strategy": {"mode": "single"}, "targets": [config]}
     err = error_of(config)
     assert "deeper" in err.message
+
+
+@pytest.mark.parametrize(
+    "config, param",
+    [
+        ({"provider": "openai", "api_key": "sk-aaaaaaaaaaaa\n"}, "api_key"),
+        ({"provider": "openai", "openai_organization": "org\r\nx-injected: 1"}, "openai_organization"),
+        ({"provider": "anthropic", "anthropic_version": "2023-06-01\u2603"}, "anthropic_version"),
+        ({"strategy": {"mode": "single"}, "targets": [{"provider": "openai", "virtual_key": "v\x00k"}]}, "targets[0].virtual_key"),
+    ],
+)
+def test_values_sent_as_headers_must_be_valid_header_values(config, param):
+    assert error_of(config).param == param
+
+
+def test_names_may_be_any_text():
+    assert parse({"strategy": {"mode": "single"}, "targets": [{"provider": "openai", "name": "模型 ☃"}]}).targets[0].name

@@ -55,3 +55,16 @@ def test_hostile_regex_cannot_stall_a_worker():
     # RE2 is linear in the input.
     predicate = compile_query({"params.model": {"$regex": "^(a+)+$"}}, "q")
     assert predicate({"params": {"model": "a" * 100_000 + "!"}}) is False
+
+
+def test_deeply_nested_queries_are_refused_not_a_recursion_error():
+    query = {"metadata.a": "1"}
+    for _ in range(300):
+        query = {"$and": [query]}
+    with pytest.raises(InvalidConfig) as info:
+        compile_query(query, "q")
+    assert "deeper" in info.value.message
+    shallow = {"metadata.a": "1"}
+    for _ in range(10):
+        shallow = {"$or": [shallow]}
+    assert compile_query(shallow, "q")({"metadata": {"a": "1"}}) is True

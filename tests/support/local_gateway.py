@@ -50,7 +50,7 @@ class LocalGateway:
         config = uvicorn.Config(
             GatewayApp(ROUTES, self.gateway), host="127.0.0.1", port=self.port, loop="uvloop",
             http=bounded_protocol(settings.max_header_bytes, header_timeout_s=2.0),
-            log_level="warning", access_log=False, lifespan="on",
+            log_level="warning", access_log=False, lifespan="on", ws="none",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -3,11 +3,19 @@
 import asyncio
 import socket
 import threading
+import time
 
 import pytest
 
 from aigw.upstream.stdlib_transport import StdlibTransport, _proxy_for
 from aigw.upstream.transport import TransportError
+
+
+async def read_all(response):
+    parts = []
+    while chunk := await response.next_chunk():
+        parts.append(chunk)
+    return b"".join(parts)
 
 TRUSTED = frozenset({"127.0.0.1"})
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -17,11 +25,11 @@ class RawServer:
     """Answers each request with OK; `close_after` closes a connection after that many answers
     without saying so (a stale keep-alive); `hang` never answers."""
 
-    def __init__(self, close_after=None, hang=False):
+    def __init__(self, close_after=None, hang=False, delay_s=0.0):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.connections = 0
-        self.close_after, self.hang = close_after, hang
+        self.close_after, self.hang, self.delay_s = close_after, hang, delay_s
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -49,6 +57,7 @@ class RawServer:
                     _, buf = buf.split(b"\r\n\r\n", 1)
                     if self.hang:
                         continue
+                    time.sleep(self.delay_s)
                     conn.sendall(OK)
                     answered += 1
                     if self.close_after and answered >= self.close_after:
@@ -60,7 +69,7 @@ class RawServer:
 
 async def get(transport, port):
     response = await transport.request("GET", f"http://127.0.0.1:{port}/v1/models", {}, None)
-    return response.status, await response.read()
+    return response.status, await read_all(response)
 
 
 async def test_connections_are_reused():
@@ -130,3 +139,36 @@ def test_proxy_from_environment(monkeypatch, env, scheme, host, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert _proxy_for(scheme, host) == expected
+
+
+async def test_through_a_proxy_the_connect_timeout_is_not_a_read_timeout(monkeypatch):
+    # GIVEN a "proxy" (it answers the absolute-URL request itself) that answers after 1 s
+    server = RawServer(delay_s=1.0)
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    # WHEN the connect timeout is far shorter than that
+    transport = StdlibTransport(TRUSTED, 0.2)
+    response = await transport.request("GET", "http://provider.example/v1/models", {}, None)
+    # THEN the slow answer still arrives
+    assert response.status == 200 and await read_all(response) == b"{}"
+    server.close()
+
+
+async def test_an_abandoned_connection_never_sends_its_request():
+    from aigw.upstream.stdlib_transport import _abort, _exchange
+
+    server = RawServer()
+    transport = StdlibTransport(TRUSTED, 5)
+    _, conn, _ = transport._connection("http", "127.0.0.1", server.port)
+    _abort(conn)  # the gateway gave up while a worker thread was still connecting
+    with pytest.raises(ConnectionAbortedError):
+        _exchange(conn, "GET", "/v1/models", {}, None)
+    assert server.connections == 0
+    server.close()
+
+
+def test_non_ascii_provider_header_values_are_dropped():
+    from aigw.upstream.attempt import response_headers
+
+    assert response_headers({"x-region": "caf\xe9", "x-ok": "1", "content-length": "2"}) == {"x-ok": "1"}

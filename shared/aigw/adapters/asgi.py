@@ -77,7 +77,12 @@ def _raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
 
 
-async def _send_response(response: GatewayResponse, send: Send, receive: Receive) -> None:
+async def _wait_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_response(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None) -> None:
     headers = _raw_headers(response.headers)
     if response.stream is None:
         headers.append((b"content-length", str(len(response.body)).encode()))
@@ -85,34 +90,35 @@ async def _send_response(response: GatewayResponse, send: Send, receive: Receive
         await send({"type": "http.response.body", "body": response.body})
         return
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    # Watch for the client leaving, so an abandoned stream stops reading its upstream.
-    gone = asyncio.Event()
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone.set()
-
-    watcher = asyncio.ensure_future(watch())
     stream = response.stream
+    chunks = stream.__aiter__()
+    left = False
     try:
-        try:
-            async for chunk in stream:
-                if gone.is_set():
+        while True:
+            # Race each chunk against the client leaving: an abandoned stream releases its
+            # upstream at once, not when the provider next sends something.
+            pending = asyncio.ensure_future(chunks.__anext__())
+            if gone is not None:
+                await asyncio.wait((pending, gone), return_when=asyncio.FIRST_COMPLETED)
+                if not pending.done():
+                    pending.cancel()
+                    left = True
                     break
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except Exception as exc:  # a bug in a transform: end the stream visibly, not silently
-            _log_bug("stream", exc)
-            if not gone.is_set():
-                failed = sse_error_event("internal gateway error while streaming")
-                await send({"type": "http.response.body", "body": failed, "more_body": True})
-        if not gone.is_set():
-            await send({"type": "http.response.body", "body": b""})
+            try:
+                chunk = await pending
+            except StopAsyncIteration:
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except Exception as exc:  # a bug in a transform: end the stream visibly, not silently
+        _log_bug("stream", exc)
+        failed = sse_error_event("internal gateway error while streaming")
+        await send({"type": "http.response.body", "body": failed, "more_body": True})
     finally:
-        watcher.cancel()
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+    if not left:
+        await send({"type": "http.response.body", "body": b""})
 
 
 class GatewayApp:
@@ -141,25 +147,42 @@ class GatewayApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1003})  # this gateway speaks HTTP only
+            return
         if scope["type"] != "http":
             return
         gw = self.gateway
+        gone: asyncio.Future[None] | None = None
         try:
-            headers = _headers(scope, gw.settings.max_header_bytes)
-            endpoint = self._endpoint(scope["method"], scope["path"])
-            body = await _read_body(receive, headers, gw.settings.max_body_bytes)
-            request = GatewayRequest(
-                scope["method"], scope["path"], headers, body, scope.get("query_string", b"").decode("latin-1")
-            )
-            response = await endpoint(request, gw)
-        except _ClientGone:
-            return
-        except GatewayError as exc:
-            response = error_response(exc)
-        except Exception as exc:  # a bug: log its type and place only (never request data), answer 500
-            _log_bug(f"{scope.get('method')} {scope.get('path')}", exc)
-            response = error_response(GatewayError("internal gateway error"))
-        await _send_response(response, send, receive)
+            try:
+                headers = _headers(scope, gw.settings.max_header_bytes)
+                endpoint = self._endpoint(scope["method"], scope["path"])
+                body = await _read_body(receive, headers, gw.settings.max_body_bytes)
+                request = GatewayRequest(
+                    scope["method"], scope["path"], headers, body, scope.get("query_string", b"").decode("latin-1")
+                )
+                # A client that leaves cancels the work: no retries, fallbacks or generations
+                # that nobody will read.
+                gone = asyncio.ensure_future(_wait_gone(receive))
+                work = asyncio.ensure_future(endpoint(request, gw))
+                await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    work.cancel()
+                    await asyncio.gather(work, return_exceptions=True)
+                    return
+                response = work.result()
+            except _ClientGone:
+                return
+            except GatewayError as exc:
+                response = error_response(exc)
+            except Exception as exc:  # a bug: log its type and place only (never request data), answer 500
+                _log_bug(f"{scope.get('method')} {scope.get('path')}", exc)
+                response = error_response(GatewayError("internal gateway error"))
+            await _send_response(response, send, gone)
+        finally:
+            if gone is not None:
+                gone.cancel()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

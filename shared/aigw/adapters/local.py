@@ -35,6 +35,7 @@ def main() -> None:
         log_level=os.environ.get("LOG_LEVEL", "warning").lower(),
         access_log=False,
         server_header=False,
+        ws="none",
         timeout_keep_alive=30,
     )
 

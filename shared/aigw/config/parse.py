@@ -123,10 +123,17 @@ def _strategy(value: Any, where: str) -> Strategy:
     )
 
 
-def _optional_str(node: Mapping[str, Any], key: str, path: str) -> str | None:
+def _header_safe(value: str) -> bool:
+    # Keys and provider options travel in HTTP headers: no line breaks, NULs or non-latin-1.
+    return not any(c in value for c in "\r\n\0") and all(ord(c) < 256 for c in value)
+
+
+def _optional_str(node: Mapping[str, Any], key: str, path: str, *, header: bool = False) -> str | None:
     value = node.get(key)
     if value is not None and not isinstance(value, str):
         raise InvalidConfig("must be a string", param=_param(path, key))
+    if header and value is not None and not _header_safe(value):
+        raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=_param(path, key))
     return value
 
 
@@ -188,14 +195,17 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
         _check_names(strategy, children, path)
         return Target(strategy=strategy, targets=children, **common)
     provider = _optional_str(node, "provider", path)
-    virtual_key = _optional_str(node, "virtual_key", path)
+    virtual_key = _optional_str(node, "virtual_key", path, header=True)
     if not provider and not virtual_key:
         raise InvalidConfig("target has no provider: set 'provider' (or 'virtual_key')", param=_param(path, "provider"))
     if provider and not is_known_provider(provider):
         raise UnknownProvider(f"unknown provider {provider!r}", param=_param(path, "provider"))
     options = {k: v for k, v in node.items() if k not in _NODE_KEYS}
+    for key, value in options.items():
+        if isinstance(value, str) and not _header_safe(value):
+            raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=_param(path, key))
     return Target(
-        provider=provider, api_key=_optional_str(node, "api_key", path), virtual_key=virtual_key,
+        provider=provider, api_key=_optional_str(node, "api_key", path, header=True), virtual_key=virtual_key,
         options=options, **common,
     )
 

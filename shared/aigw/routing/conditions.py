@@ -89,8 +89,13 @@ def _compile_field(path: str, spec: Any, where: str) -> Predicate:
     return predicate
 
 
-def compile_query(query: Any, where: str) -> Predicate:
+MAX_QUERY_DEPTH = 16
+
+
+def compile_query(query: Any, where: str, depth: int = 0) -> Predicate:
     """Turn a query object into a predicate over ``{"metadata", "params", "url"}``."""
+    if depth > MAX_QUERY_DEPTH:
+        raise InvalidConfig(f"$and / $or nest deeper than {MAX_QUERY_DEPTH} levels", param=where)
     if not isinstance(query, Mapping):
         raise InvalidConfig("a condition query must be an object", param=where)
     parts: list[Predicate] = []
@@ -98,7 +103,7 @@ def compile_query(query: Any, where: str) -> Predicate:
         if key in ("$and", "$or"):
             if not isinstance(spec, list) or not spec:
                 raise InvalidConfig(f"{key} expects a non-empty list of queries", param=f"{where}.{key}")
-            subs = [compile_query(q, f"{where}.{key}[{i}]") for i, q in enumerate(spec)]
+            subs = [compile_query(q, f"{where}.{key}[{i}]", depth + 1) for i, q in enumerate(spec)]
             combine = all if key == "$and" else any
             parts.append(lambda ctx, subs=subs, combine=combine: combine(s(ctx) for s in subs))
         elif key.startswith("$"):

@@ -19,15 +19,6 @@ class _Response:
         self.status = raw.status
         self.headers = {k.lower(): v for k, v in raw.headers.items()}
 
-    async def read(self) -> bytes:
-        try:
-            return await self._raw.read()
-        except (aiohttp.ClientError, OSError) as exc:
-            self._raw.close()
-            raise TransportError(type(exc).__name__) from exc
-        finally:
-            self._raw.release()
-
     async def next_chunk(self) -> bytes:
         try:
             chunk = await self._raw.content.readany()

@@ -52,6 +52,9 @@ class UpstreamInvalidBody(GatewayError):
     code = "upstream_invalid_body"
 
 
+_UNCALLED = Endpoint(path="")
+
+
 @dataclass
 class UpstreamAttempt:
     target: Target
@@ -83,6 +86,7 @@ class CallSpec:
     stream: bool
     request_headers: Mapping[str, str]
     request_api_key: str | None
+    max_response_bytes: int = 64 * 1024 * 1024
 
 
 def _key_for(target: Target, provider: Provider, spec: CallSpec) -> str | None:
@@ -95,10 +99,7 @@ def _key_for(target: Target, provider: Provider, spec: CallSpec) -> str | None:
     return key
 
 
-def build_request(target: Target, spec: CallSpec) -> tuple[Provider, Endpoint, Json, bytes | None, dict[str, str], str]:
-    if target.provider is None:
-        raise InvalidRequest("virtual keys are resolved by the control plane, which is not configured", param="virtual_key")
-    provider = get_provider(target.provider)
+def build_request(provider: Provider, target: Target, spec: CallSpec) -> tuple[Endpoint, Json, bytes | None, dict[str, str], str]:
     endpoint = provider.endpoints.get(spec.endpoint_name)
     if endpoint is None:
         raise InvalidRequest(f"provider {provider.name!r} does not support the {spec.endpoint_name} endpoint")
@@ -121,15 +122,41 @@ def build_request(target: Target, spec: CallSpec) -> tuple[Provider, Endpoint, J
         headers["content-type"] = "application/json"
     if key:
         headers.update(provider.auth_headers(key, target))
-    return provider, endpoint, provider_body, data, headers, provider.endpoint_url(target, endpoint, provider_body)
+    return endpoint, provider_body, data, headers, provider.endpoint_url(target, endpoint, provider_body)
 
 
 def response_headers(raw: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in raw.items() if k not in _DROP_RESPONSE_HEADERS}
+    # Non-ASCII values are dropped: Lambda's shell (Mangum) decodes header values as UTF-8 and
+    # would fail the whole invocation on a provider's latin-1 byte.
+    return {k: v for k, v in raw.items() if k not in _DROP_RESPONSE_HEADERS and v.isascii()}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(response: UpstreamResponse, limit: int) -> bytes:
+    """Read a whole body, refusing one over ``limit`` before it is all in memory."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await response.next_chunk():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 async def send(transport: Transport, target: Target, spec: CallSpec) -> UpstreamAttempt:
-    provider, endpoint, provider_body, data, headers, url = build_request(target, spec)
+    if target.provider is None:
+        raise InvalidRequest("virtual keys are resolved by the control plane, which is not configured", param="virtual_key")
+    provider = get_provider(target.provider)
+    try:
+        endpoint, provider_body, data, headers, url = build_request(provider, target, spec)
+    except InvalidRequest as exc:
+        # A target that cannot be called (no deployment, no key, endpoint not supported) is a
+        # failed target: a fallback moves on to the next one instead of aborting the request.
+        return UpstreamAttempt(target, provider, _UNCALLED, {}, status=exc.status, error=exc)
     timeout_s = target.request_timeout_ms / 1000 if target.request_timeout_ms else None
     attempt = UpstreamAttempt(target, provider, endpoint, provider_body, status=0)
     response: UpstreamResponse | None = None
@@ -144,13 +171,21 @@ async def send(transport: Transport, target: Target, spec: CallSpec) -> Upstream
                     raise TransportError("stream ended before its first byte")
                 attempt.response, attempt.first_chunk = response, first
             else:
-                attempt.body = await response.read()
+                attempt.body = await _read_capped(response, spec.max_response_bytes)
             response = None  # read whole, or handed over to the attempt
     except TimeoutError:
         attempt.status, attempt.headers, attempt.body = 408, {}, b""
         attempt.error = UpstreamTimeout(
             f"Request exceeded the timeout sent in the request: {target.request_timeout_ms}ms"
         )
+    except (ValueError, UnicodeError):
+        # Backstop: the parser refuses such values, but a header the client forwards could still
+        # be one http.client will not send. Not a bug of ours, not the provider's: a 400.
+        attempt.status, attempt.headers, attempt.body = 400, {}, b""
+        attempt.error = InvalidRequest("a header for the provider is not a valid HTTP header value")
+    except _TooLarge:
+        attempt.status, attempt.headers, attempt.body = 502, {}, b""
+        attempt.error = UpstreamInvalidBody(f"{provider.name} answered with more than {spec.max_response_bytes} bytes")
     except TransportError as exc:
         attempt.status, attempt.headers, attempt.body = 502, {}, b""
         # The transport names only the failure's kind, never the URL or headers.

@@ -23,7 +23,7 @@ from aigw.upstream.transport import TransportError
 _MAX_ERROR_TEXT = 512
 
 
-def _error_fields(attempt: UpstreamAttempt) -> ProviderError:
+def _error_fields(attempt: UpstreamAttempt, secrets: tuple[str | None, ...]) -> ProviderError:
     try:
         parsed = orjson.loads(attempt.body) if attempt.body else None
     except orjson.JSONDecodeError:
@@ -31,16 +31,17 @@ def _error_fields(attempt: UpstreamAttempt) -> ProviderError:
     fields = attempt.provider.parse_error(parsed) if isinstance(parsed, dict) else None
     if fields is not None:
         return fields
-    text = attempt.body[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
+    # Scrubbed before it is cut: a key straddling the cut would no longer match afterwards.
+    text = scrub(attempt.body, secrets)[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
     return ProviderError(message=text or f"upstream returned status {attempt.status}")
 
 
-def error_body(attempt: UpstreamAttempt) -> dict[str, object]:
+def error_body(attempt: UpstreamAttempt, secrets: tuple[str | None, ...] = ()) -> dict[str, object]:
     name = attempt.provider.name
     if attempt.error is not None:
         body = attempt.error.to_body()
     else:
-        f = _error_fields(attempt)
+        f = _error_fields(attempt, secrets)
         body = {"error": {"message": f"{name} error: {f.message}", "type": f.type, "param": f.param, "code": f.code}}
     body["provider"] = name
     return body
@@ -94,8 +95,12 @@ def to_response(outcome: Outcome, base: dict[str, str], secrets: Iterable[str | 
         except orjson.JSONDecodeError:
             parsed = None
         if isinstance(parsed, dict):
-            body = orjson.dumps(attempt.endpoint.response(parsed, attempt.target))
-            return GatewayResponse(attempt.status, headers, scrub(body, secrets))
-        attempt.error = UpstreamInvalidBody(f"{attempt.provider.name} returned a body that is not a JSON object")
-        return GatewayResponse(502, headers, scrub(orjson.dumps(error_body(attempt)), secrets))
-    return GatewayResponse(attempt.status, headers, scrub(orjson.dumps(error_body(attempt)), secrets))
+            try:
+                body = orjson.dumps(attempt.endpoint.response(parsed, attempt.target))
+            except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+                pass  # a shape the transform cannot read: the provider's fault, a 502 below
+            else:
+                return GatewayResponse(attempt.status, headers, scrub(body, secrets))
+        attempt.error = UpstreamInvalidBody(f"{attempt.provider.name} returned a body of an unexpected shape")
+        return GatewayResponse(502, headers, scrub(orjson.dumps(error_body(attempt, secrets)), secrets))
+    return GatewayResponse(attempt.status, headers, scrub(orjson.dumps(error_body(attempt, secrets)), secrets))

@@ -51,23 +51,45 @@ def _guarded_socket(host: str, port: int, timeout: float, trusted: frozenset[str
     raise last or OSError(f"could not connect to {host}")
 
 
+def _check_cancelled(conn: http.client.HTTPConnection) -> None:
+    """The caller gave up while this thread was busy (e.g. connecting): do not go on to send."""
+    if getattr(conn, "aigw_cancelled", False):
+        conn.close()
+        raise ConnectionAbortedError("request abandoned by the gateway")
+
+
 class _GuardedHTTPConnection(http.client.HTTPConnection):
     trusted: frozenset[str] = frozenset()
 
     def connect(self) -> None:
         self.sock = _guarded_socket(self.host, self.port, self.timeout, self.trusted)  # type: ignore[arg-type]
+        _check_cancelled(self)
 
 
 class _GuardedHTTPSConnection(http.client.HTTPSConnection):
     trusted: frozenset[str] = frozenset()
 
     def connect(self) -> None:
-        if self._tunnel_host:  # through a proxy: the proxy is the configured egress, not user input
-            super().connect()
-            self.sock.settimeout(None)
-            return
         sock = _guarded_socket(self.host, self.port, self.timeout, self.trusted)  # type: ignore[arg-type]
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        _check_cancelled(self)
+
+
+class _ProxiedHTTPConnection(http.client.HTTPConnection):
+    """To an egress proxy (configured egress, not user input, so not address-checked): the
+    connect timeout must not stay on as the read timeout."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(None)
+        _check_cancelled(self)
+
+
+class _ProxiedHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()  # CONNECT tunnel through the proxy, then TLS to the provider
+        self.sock.settimeout(None)
+        _check_cancelled(self)
 
 
 class _Response:
@@ -78,15 +100,6 @@ class _Response:
         self.status = raw.status
         self.headers = {k.lower(): v for k, v in raw.getheaders()}
 
-    async def read(self) -> bytes:
-        try:
-            body = await _in_thread(self._conn, self._raw.read)
-        except _ERRORS as exc:
-            self.close()
-            raise TransportError(type(exc).__name__) from exc
-        self._finish()
-        return body
-
     async def next_chunk(self) -> bytes:
         try:
             chunk = await _in_thread(self._conn, self._raw.read1, _CHUNK)
@@ -94,6 +107,7 @@ class _Response:
             self.close()
             raise TransportError(type(exc).__name__) from exc
         if not chunk:
+            self._raw.read()  # at the end already (no I/O): marks the response closed, for reuse
             self._finish()
         return chunk
 
@@ -107,7 +121,9 @@ class _Response:
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:
-    """Close a connection another thread may be blocked on (shutdown wakes a blocked recv)."""
+    """Close a connection another thread may be blocked on (shutdown wakes a blocked recv; the
+    flag stops a thread still connecting from sending the request afterwards)."""
+    conn.aigw_cancelled = True  # type: ignore[attr-defined]
     sock = conn.sock
     if sock is not None:
         try:
@@ -157,9 +173,9 @@ class StdlibTransport:
         timeout = self._connect_timeout_s
         if proxy is not None:
             proxy_url = urlsplit(proxy)
-            conn = http.client.HTTPConnection(proxy_url.hostname or "", proxy_url.port or 80, timeout=timeout) \
+            conn = _ProxiedHTTPConnection(proxy_url.hostname or "", proxy_url.port or 80, timeout=timeout) \
                 if scheme == "http" else \
-                http.client.HTTPSConnection(proxy_url.hostname or "", proxy_url.port or 80, timeout=timeout, context=self._ssl)
+                _ProxiedHTTPSConnection(proxy_url.hostname or "", proxy_url.port or 80, timeout=timeout, context=self._ssl)
             if scheme == "https":
                 conn.set_tunnel(host, port)
         elif scheme == "https":
@@ -197,6 +213,7 @@ class StdlibTransport:
 
 def _exchange(conn: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],
               body: bytes | None) -> http.client.HTTPResponse:
+    _check_cancelled(conn)
     conn.request(method, path, body=body, headers=headers)
     return conn.getresponse()
 

@@ -26,12 +26,9 @@ class UpstreamResponse(Protocol):
     status: int
     headers: Mapping[str, str]  # lower-case names
 
-    async def read(self) -> bytes:
-        """The whole body; the connection goes back to the pool."""
-        ...
-
     async def next_chunk(self) -> bytes:
-        """The next bytes as they arrive; b"" at a clean end; TransportError if the stream broke."""
+        """The next bytes as they arrive; b"" at a clean end (the connection goes back to the
+        pool); TransportError if the stream broke."""
         ...
 
     def close(self) -> None:
