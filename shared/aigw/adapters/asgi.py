@@ -163,15 +163,26 @@ class GatewayApp:
                     scope["method"], scope["path"], headers, body, scope.get("query_string", b"").decode("latin-1")
                 )
                 # A client that leaves cancels the work: no retries, fallbacks or generations
-                # that nobody will read.
+                # that nobody will read. (A callback, not a second task: this is the hot path.)
                 gone = asyncio.ensure_future(_wait_gone(receive))
-                work = asyncio.ensure_future(endpoint(request, gw))
-                await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
-                if not work.done():
-                    work.cancel()
-                    await asyncio.gather(work, return_exceptions=True)
-                    return
-                response = work.result()
+                working = asyncio.current_task()
+                assert working is not None
+                in_endpoint = [True]
+
+                def cancel_work(_: object) -> None:
+                    if in_endpoint[0]:
+                        working.cancel()
+
+                gone.add_done_callback(cancel_work)
+                try:
+                    response = await endpoint(request, gw)
+                except asyncio.CancelledError:
+                    if gone.done() and not gone.cancelled():
+                        return  # the client left
+                    raise
+                finally:
+                    in_endpoint[0] = False
+                    gone.remove_done_callback(cancel_work)
             except _ClientGone:
                 return
             except GatewayError as exc:
