@@ -94,13 +94,21 @@ class _ProxiedHTTPSConnection(http.client.HTTPSConnection):
 
 class _Response:
     def __init__(self, transport: StdlibTransport, key: Key, conn: http.client.HTTPConnection,
-                 raw: http.client.HTTPResponse) -> None:
+                 raw: http.client.HTTPResponse, prefetched: bytes | None) -> None:
         self._transport, self._key, self._conn, self._raw = transport, key, conn, raw
         self._done = False  # the body was read to its end and the connection given back
+        self._prefetched = prefetched
         self.status = raw.status
         self.headers = {k.lower(): v for k, v in raw.getheaders()}
 
     async def next_chunk(self) -> bytes:
+        if self._done:
+            return b""
+        if self._prefetched is not None:
+            # A small body read whole along with the headers: no second thread hop.
+            chunk, self._prefetched = self._prefetched, None
+            self._finish()
+            return chunk
         try:
             chunk = await _in_thread(self._conn, self._raw.read1, _CHUNK)
         except _ERRORS as exc:
@@ -193,7 +201,7 @@ class StdlibTransport:
             key, conn, reused = self._connection(scheme, host, port)
             path = url if (key[3] is not None and scheme == "http") else target
             try:
-                raw = await _in_thread(conn, _exchange, conn, method, path, headers, body)
+                raw, prefetched = await _in_thread(conn, _exchange, conn, method, path, headers, body)
             except _STALE as exc:
                 conn.close()
                 if reused:
@@ -202,7 +210,7 @@ class StdlibTransport:
             except _ERRORS as exc:
                 conn.close()
                 raise TransportError(type(exc).__name__) from exc
-            return _Response(self, key, conn, raw)
+            return _Response(self, key, conn, raw, prefetched)
 
     async def close(self) -> None:
         with self._lock:
@@ -212,10 +220,15 @@ class StdlibTransport:
 
 
 def _exchange(conn: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],
-              body: bytes | None) -> http.client.HTTPResponse:
+              body: bytes | None) -> tuple[http.client.HTTPResponse, bytes | None]:
+    """Send the request and read the head; a small body of known length is read too, in the same
+    thread hop (each hop costs a loop round trip on a Lambda's one request)."""
     _check_cancelled(conn)
     conn.request(method, path, body=body, headers=headers)
-    return conn.getresponse()
+    raw = conn.getresponse()
+    if raw.length is not None and raw.length <= _CHUNK:
+        return raw, raw.read()
+    return raw, None
 
 
 def _env(name: str) -> str | None:
