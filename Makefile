@@ -25,12 +25,12 @@ run: $(VENV)/.local-installed
 	$(PY) -m aigw.adapters.local
 
 test: $(VENV)/.test-installed
-	scripts/install_test_system_deps.sh
+	scripts/ensure_system_packages.sh unshare:util-linux ip:iproute2
 	$(VENV)/bin/ruff check .
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test-installed
-	scripts/install_bench_system_deps.sh
+	scripts/ensure_system_packages.sh node:nodejs npm:npm
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bench.run_all
 
 clean:

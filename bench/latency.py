@@ -491,7 +491,7 @@ def lambda_worker(upstream: str, n: int, warm: int, profile: str | None) -> dict
     session: list[aiohttp.ClientSession] = []
 
     async def direct() -> bool:
-        if not session:  # same client settings as aigw.upstream.client.get_session
+        if not session:  # same client settings as aigw.upstream.aiohttp_transport
             session.append(aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, enable_cleanup_closed=True),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10), skip_auto_headers=("User-Agent",),

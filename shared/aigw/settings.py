@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from aigw.custom_host import parse_trusted_hosts
 
-_TRUE = {"1", "true", "yes", "on"}
-
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
@@ -78,7 +76,3 @@ class Settings:
             upstream_client=_choice(env, "UPSTREAM_CLIENT", ("aiohttp", "stdlib")),
         )
 
-
-def env_flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
-    raw = env.get(name)
-    return default if raw is None else raw.strip().lower() in _TRUE

@@ -7,7 +7,6 @@ import random
 import socket
 import threading
 import time
-from dataclasses import replace
 
 import uvicorn
 
@@ -54,9 +53,6 @@ class LocalGateway:
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def with_settings(self, **changes: object) -> None:
-        self.gateway.settings = replace(self.gateway.settings, **changes)
 
     def start(self) -> LocalGateway:
         self.thread.start()

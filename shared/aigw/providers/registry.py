@@ -26,10 +26,6 @@ def is_known_provider(name: str) -> bool:
     return name in _MODULES
 
 
-def known_providers() -> tuple[str, ...]:
-    return tuple(_MODULES)
-
-
 @cache
 def get_provider(name: str) -> Provider:
     module = _MODULES.get(name)

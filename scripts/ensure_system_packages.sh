@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages whose commands are missing; idempotent.
+# Usage: ensure_system_packages.sh COMMAND:PACKAGE ...
+#   make test  -> unshare:util-linux ip:iproute2   (network-namespace SSRF test)
+#   make bench -> node:nodejs npm:npm              (the reference gateway, npm @portkey-ai/gateway)
+set -euo pipefail
+need=()
+for pair in "$@"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing system packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
