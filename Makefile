@@ -27,6 +27,7 @@ run: $(VENV)/.local-installed
 test: $(VENV)/.test-installed
 	scripts/ensure_system_packages.sh unshare:util-linux ip:iproute2
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test-installed

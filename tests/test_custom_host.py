@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aigw.custom_host import DEFAULT_TRUSTED_HOSTS, check_custom_host, ip_refusal, parse_trusted_hosts
-from aigw.errors import InvalidRequest, UnsafeCustomHost
+from aigw.errors import InvalidRequest, UnsafeCustomHost, error_body
 
 NOTHING: frozenset[str] = frozenset()
 
@@ -171,7 +171,7 @@ def test_error_is_a_400_without_the_credentials(url: str) -> None:
     assert isinstance(err, InvalidRequest) and err.status == 400
     assert err.code == "unsafe_custom_host"
     assert err.param == "config.targets[0].custom_host"
-    body = err.to_body()["error"]
+    body = error_body(err)["error"]
     assert body["code"] == "unsafe_custom_host"  # type: ignore[index]
     for text in (str(err), err.message, repr(body)):
         assert "s3cr3tP4ss" not in text and "admin" not in text

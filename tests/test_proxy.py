@@ -1,7 +1,6 @@
 """The forwarding path end to end: client -> local server (real TCP) -> fake provider (real TCP)."""
 
 import json
-import time
 
 import httpx
 import orjson
@@ -26,6 +25,11 @@ def client(gateway):
     gateway.sleeps.waits.clear()
     with httpx.Client(base_url=gateway.base_url, timeout=30) as c:
         yield c
+
+
+def chat_answer(content):
+    return {"id": "c-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
 
 
 def openai_headers(fake, **extra):
@@ -154,9 +158,9 @@ def test_echoed_key_is_scrubbed_from_json_and_stream(client, fake_provider):
     fake_provider.script("openai.chat", Reply(status=400, echo_key=True))
     r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
     assert KEY not in r.text and "[REDACTED]" in r.text
-    fake_provider.script("openai.chat", Reply(json={"id": "x", "echo": "<<API_KEY>>"}, echo_key=True))
+    fake_provider.script("openai.chat", Reply(json=chat_answer("<<API_KEY>>"), echo_key=True))
     r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
-    assert KEY not in r.text
+    assert r.status_code == 200 and KEY not in r.text and "[REDACTED]" in r.text
 
 
 def test_echoed_key_is_scrubbed_from_a_stream(client, fake_provider):
@@ -227,14 +231,20 @@ def test_azure_without_deployment_is_400(client, fake_provider):
     assert fake_provider.requests == []
 
 
-def test_api_key_auth_mode_requires_portkey_key(fake_provider):
+def test_api_key_auth_mode_checks_the_key_against_the_configured_hashes(fake_provider):
+    import hashlib
+
     from aigw.settings import Settings
 
-    with LocalGateway(Settings(auth_mode="api_key")) as gw, httpx.Client(base_url=gw.base_url) as c:
+    good = "pk-team-a-0123456789"
+    settings = Settings(auth_mode="api_key", gateway_api_key_hashes=frozenset({hashlib.sha256(good.encode()).hexdigest()}))
+    with LocalGateway(settings) as gw, httpx.Client(base_url=gw.base_url) as c:
         r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
         assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
-        assert fake_provider.requests == []
         r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider, **{"x-portkey-api-key": "pk-1"}))
+        assert r.status_code == 401 and "pk-1" not in r.text
+        assert fake_provider.requests == []
+        r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider, **{"x-portkey-api-key": good}))
         assert r.status_code == 200
 
 
@@ -336,7 +346,7 @@ def test_anthropic_does_not_serve_embeddings(client, fake_provider):
 
 
 def test_echoed_key_in_a_response_header_is_scrubbed(client, fake_provider):
-    fake_provider.script("openai.chat", Reply(headers={"x-debug-key": "<<API_KEY>>"}, json={"ok": True}, echo_key=True))
+    fake_provider.script("openai.chat", Reply(headers={"x-debug-key": "<<API_KEY>>"}, json=chat_answer("ok"), echo_key=True))
     r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
     assert r.headers["x-debug-key"] == "[REDACTED]" and KEY not in r.text
 
@@ -358,9 +368,10 @@ def test_client_leaving_cancels_retries_and_the_upstream_call(client, fake_provi
     # WHEN the client gives up before the first answer
     with pytest.raises(httpx.TimeoutException):
         client.post("/v1/chat/completions", json=CHAT, headers=config_header(config), timeout=0.15)
-    time.sleep(1.5)
-    # THEN the gateway stopped: one upstream call, no retries nobody would read
-    assert len(fake_provider.requests) == 1
+    # THEN the gateway abandons its upstream call at once (the provider sees the disconnect before
+    # it would have answered), so no retry follows: one upstream call, nothing nobody would read
+    abandoned = fake_provider.wait_abandoned(1)
+    assert len(fake_provider.requests) == 1 and abandoned[0] is fake_provider.requests[0]
 
 
 def test_an_uncallable_fallback_target_is_a_failed_target_not_an_abort(client, fake_provider):
@@ -396,3 +407,128 @@ def test_an_oversized_provider_answer_is_refused_not_buffered(fake_provider):
     with LocalGateway(Settings(max_response_bytes=10_000)) as gw, httpx.Client(base_url=gw.base_url) as c:
         r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
     assert r.status_code == 502 and "more than 10000 bytes" in r.json()["error"]["message"]
+
+
+# --------------------------------------------------------------------------- the request-pipeline issue
+
+
+def test_a_malformed_200_is_a_failed_attempt_and_the_fallback_moves_on(client, fake_provider):
+    for bad in (Reply(json={}), Reply(body=b"not json", headers={"content-type": "application/json"}),
+                Reply(json={"error": {"message": "overloaded"}})):
+        fake_provider.reset()
+        fake_provider.script("openai.chat", bad)
+        config = {"strategy": {"mode": "fallback"}, "targets": [target(fake_provider), target(fake_provider)]}
+        r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+        assert r.status_code == 200 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+        assert r.json()["choices"][0]["message"]["content"] == "Hello from the fake provider"
+        assert len(fake_provider.requests) == 2
+
+
+def test_an_anthropic_200_without_content_is_a_502_never_a_200_carrying_an_error(client, fake_provider):
+    fake_provider.script("anthropic.messages", Reply(json={"type": "message"}))
+    r = client.post("/v1/chat/completions", json={**CHAT, "model": "claude-x"}, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_invalid_body"
+    assert "Invalid response received from anthropic" in r.json()["error"]["message"]
+    fake_provider.script("anthropic.messages", Reply(json={"type": "message"}))
+    config = {"strategy": {"mode": "fallback"}, "targets": [
+        {"provider": "anthropic", "api_key": "sk-ant-cfg-000000", "custom_host": fake_provider.base_url + "/v1"},
+        target(fake_provider)]}
+    r = client.post("/v1/chat/completions", json={**CHAT, "model": "claude-x"}, headers=config_header(config))
+    assert r.status_code == 200 and r.headers["x-portkey-provider"] == "openai"
+
+
+def test_a_virtual_key_target_is_a_failed_target_with_a_reason(client, fake_provider):
+    config = {"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "vk-prod"}, target(fake_provider)]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 200 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header({"virtual_key": "vk-prod"}))
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "virtual_key_unavailable" and "control plane" in err["message"] and err["param"] == "virtual_key"
+
+
+def test_a_basic_authorization_is_not_a_provider_key(client, fake_provider):
+    headers = {**openai_headers(fake_provider), "authorization": "Basic dXNlcjpwYXNz"}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "missing_api_key"
+    assert fake_provider.requests == []
+
+
+def test_an_overlong_provider_key_is_a_400(client, fake_provider):
+    r = client.post("/v1/chat/completions", json=CHAT,
+                    headers={**openai_headers(fake_provider), "authorization": "Bearer " + "k" * 9000})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "authorization"
+    assert fake_provider.requests == []
+
+
+@pytest.mark.parametrize("extra", [
+    {"cache": {"mode": "simple"}}, {"input_guardrails": ["pg-1"]}, {"before_request_hooks": [{"id": "h"}]},
+])
+def test_configs_asking_for_features_not_enabled_are_refused(client, fake_provider, extra):
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(target(fake_provider, **extra)))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "feature_not_enabled"
+    assert fake_provider.requests == []
+
+
+def test_anthropic_needs_a_model_and_sends_no_beta_unless_asked(client, fake_provider):
+    r = client.post("/v1/chat/completions", json={"messages": CHAT["messages"]}, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model" and fake_provider.requests == []
+    r = client.post("/v1/chat/completions", json={**CHAT, "model": "claude-x"}, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 200 and "anthropic-beta" not in fake_provider.requests[-1].headers
+    r = client.post("/v1/chat/completions", json={**CHAT, "model": "claude-x"},
+                    headers=anthropic_headers(fake_provider, **{"x-portkey-anthropic-beta": "tools-2024-05-16"}))
+    assert r.status_code == 200 and fake_provider.requests[-1].headers["anthropic-beta"] == "tools-2024-05-16"
+
+
+def test_the_request_timeout_header_applies_to_a_config_without_one(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(delay_s=2.0))
+    headers = {**config_header(target(fake_provider)), "x-portkey-request-timeout": "200"}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert r.status_code == 408 and r.json()["error"]["type"] == "timeout_error"
+
+
+def test_a_stalled_stream_ends_with_an_error_after_the_idle_timeout(client, fake_provider):
+    # GIVEN a stream whose chunks come 1.5 s apart and a request_timeout of 300 ms
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "x"}}]}
+    fake_provider.script("openai.chat", Reply(sse=openai_sse([chunk] * 6), chunk_delay_s=1.5))
+    config = target(fake_provider, request_timeout=300)
+    # WHEN it is relayed
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=config_header(config)) as r:
+        text = "".join(r.iter_text())
+    # THEN it ends after the first gap with an idle-timeout event, not after ~9 s with [DONE]
+    events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert "[DONE]" not in events and json.loads(events[-1])["error"]["code"] == "stream_idle_timeout"
+    assert sum(1 for e in events if '"delta"' in e) == 1
+
+
+def test_a_stream_that_ends_without_done_gets_it(client, fake_provider):
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "x"}}]}
+    fake_provider.script("openai.chat", Reply(sse=[b"data: " + orjson.dumps(chunk) + b"\n\n"]))
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=openai_headers(fake_provider)) as r:
+        text = "".join(r.iter_text())
+    assert text.endswith("data: [DONE]\n\n") and text.count("[DONE]") == 1
+
+
+def test_malformed_sse_bytes_are_not_passed_through_verbatim(client, fake_provider):
+    fake_provider.script("openai.chat", Reply(sse=[b'data: {"a": "x\x00y"}\n\n', b'data: {"b": "\xff\xfe"}\n\n',
+                                                   b"data: [DONE]\n\n"]))
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=openai_headers(fake_provider)) as r:
+        raw = b"".join(r.iter_bytes())
+    assert b"\x00" not in raw and b"\xff" not in raw
+    raw.decode("utf-8")  # valid UTF-8 throughout
+    assert raw.endswith(b"data: [DONE]\n\n")
+
+
+def test_a_json_escaped_key_echo_is_scrubbed(client, fake_provider):
+    escaped = "".join(f"\\u{ord(c):04x}" if i % 2 else c for i, c in enumerate(KEY))
+    body = b'{"id": "c", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "' \
+        + escaped.encode() + b'"}}]}'
+    fake_provider.script("openai.chat", Reply(body=body, headers={"content-type": "application/json"}))
+    r = client.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert r.status_code == 200 and KEY not in r.json()["choices"][0]["message"]["content"]
+    chunk = b'data: {"choices": [{"index": 0, "delta": {"content": "' + escaped.encode() + b'"}}]}\n\n'
+    fake_provider.script("openai.chat", Reply(sse=[chunk, b"data: [DONE]\n\n"]))
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=openai_headers(fake_provider)) as r:
+        text = "".join(r.iter_text())
+    decoded = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+    assert KEY not in json.dumps(decoded, ensure_ascii=False)

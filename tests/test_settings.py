@@ -1,7 +1,8 @@
 import pytest
 
 from aigw.adapters.asgi import GatewayApp
-from aigw.settings import Settings
+from aigw.routes import ROUTES
+from aigw.settings import AZURE, LAMBDA_ROUTE, LOCAL, Settings
 
 
 def test_defaults_need_no_environment():
@@ -10,41 +11,70 @@ def test_defaults_need_no_environment():
     assert s.trusted_custom_hosts == frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+KEY_HASH = "sha256:" + "ab" * 32
+
+
 def test_values_are_read_under_their_names():
     s = Settings.from_env({
-        "AUTH_MODE": "api_key", "GATEWAY_BASEPATH": "https://gw.example.com", "SERVICE_NAME": "edge",
+        "AUTH_MODE": "api_key", "GATEWAY_API_KEY_HASHES": KEY_HASH, "GATEWAY_BASEPATH": "https://gw.example.com", "SERVICE_NAME": "edge",
         "MAX_REQUEST_BODY_BYTES": "1024", "MAX_REQUEST_HEADER_BYTES": "2048", "TRUSTED_CUSTOM_HOSTS": "10.0.0.0/8, ollama.corp",
         "RETRY_BASE_MS": "50", "RETRY_MAX_BACKOFF_MS": "500", "RETRY_AFTER_CAP_MS": "900",
-        "UPSTREAM_POOL_SIZE": "8", "UPSTREAM_CONNECT_TIMEOUT_MS": "750",
+        "UPSTREAM_POOL_SIZE": "8", "UPSTREAM_CONNECT_TIMEOUT_MS": "750", "UPSTREAM_POOL_PER_HOST": "4",
+        "UPSTREAM_TIMEOUT_MS": "9000", "UPSTREAM_IDLE_TIMEOUT_MS": "3000", "MAX_RESPONSE_BODY_BYTES": "4096",
+        "REQUEST_BODY_TIMEOUT_MS": "1500", "RESPONSE_WRITE_TIMEOUT_MS": "2500", "UPSTREAM_CLIENT": "stdlib",
     })
     assert (s.auth_mode, s.gateway_basepath, s.service_name) == ("api_key", "https://gw.example.com", "edge")
     assert (s.max_body_bytes, s.max_header_bytes) == (1024, 2048)
     assert "10.0.0.0/8" in s.trusted_custom_hosts and "ollama.corp" in s.trusted_custom_hosts
     assert (s.retry_base_ms, s.retry_max_backoff_ms, s.retry_after_cap_ms) == (50, 500, 900)
-    assert (s.upstream_pool_size, s.upstream_connect_timeout_ms) == (8, 750)
+    assert (s.upstream_pool_size, s.upstream_connect_timeout_ms, s.upstream_pool_per_host) == (8, 750, 4)
+    assert (s.upstream_timeout_ms, s.upstream_idle_timeout_ms, s.max_response_bytes) == (9000, 3000, 4096)
+    assert (s.request_body_timeout_ms, s.response_write_timeout_ms, s.upstream_client) == (1500, 2500, "stdlib")
+    assert s.gateway_api_key_hashes == frozenset({"ab" * 32})
     assert Settings.from_env({"TRUSTED_CUSTOM_HOSTS": ""}).trusted_custom_hosts == frozenset()
 
 
-@pytest.mark.parametrize("env", [{"AUTH_MODE": "magic"}, {"MAX_REQUEST_BODY_BYTES": "lots"}, {"TRUSTED_CUSTOM_HOSTS": "10.0.0.0/33"}])
+@pytest.mark.parametrize("env", [
+    {"AUTH_MODE": "magic"}, {"MAX_REQUEST_BODY_BYTES": "lots"}, {"TRUSTED_CUSTOM_HOSTS": "10.0.0.0/33"},
+    {"UPSTREAM_CLIENT": "curl"}, {"UPSTREAM_POOL_PER_HOST": "0"},
+    # Fail closed: a gateway told to require keys refuses to start without any accepted key.
+    {"AUTH_MODE": "api_key"}, {"AUTH_MODE": "api_key", "GATEWAY_API_KEY_HASHES": "not-a-hash"},
+    {"AUTH_MODE": "api_key", "GATEWAY_API_KEYS_FILE": "/nonexistent/keys.txt"},
+])
 def test_misconfiguration_fails_at_start_up(env, monkeypatch):
     with pytest.raises(ValueError):
         Settings.from_env(env)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(ValueError):
-        GatewayApp({})  # the shells build their settings when they start
+        GatewayApp(ROUTES)  # the shells build their settings when they start
 
 
-def test_loopback_is_not_trusted_by_default_on_lambda():
-    assert Settings.from_env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}).trusted_custom_hosts == frozenset()
-    explicit = Settings.from_env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "TRUSTED_CUSTOM_HOSTS": "10.0.0.0/8"})
+def test_key_hashes_come_from_a_file_too(tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"# team a\n{KEY_HASH}  # ci\n\n{'cd' * 32}\n")
+    s = Settings.from_env({"AUTH_MODE": "api_key", "GATEWAY_API_KEYS_FILE": str(keys)})
+    assert s.gateway_api_key_hashes == frozenset({"ab" * 32, "cd" * 32})
+
+
+def test_each_shell_chooses_its_defaults_explicitly():
+    # GIVEN no environment at all (the platform is never guessed from it)
+    lam, azure, local = (Settings.from_env({}, shell) for shell in (LAMBDA_ROUTE, AZURE, LOCAL))
+    # THEN loopback is trusted only by the local server: on Lambda it is the Runtime API, on Azure
+    # the host's own services
+    assert local.trusted_custom_hosts == frozenset({"127.0.0.1", "::1", "localhost"})
+    assert lam.trusted_custom_hosts == frozenset() and azure.trusted_custom_hosts == frozenset()
+    assert Settings.from_env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}).trusted_custom_hosts == local.trusted_custom_hosts
+    assert (lam.upstream_client, local.upstream_client) == ("stdlib", "aiohttp")
+    assert lam.max_response_bytes < 6 * 1024 * 1024 < local.max_response_bytes
+    explicit = Settings.from_env({"TRUSTED_CUSTOM_HOSTS": "10.0.0.0/8"}, LAMBDA_ROUTE)
     assert explicit.trusted_custom_hosts == frozenset({"10.0.0.0/8"})
 
 
 def test_trace_ids_are_uuid4():
     import uuid
 
-    from aigw.proxy import new_trace_id
+    from aigw.context import new_trace_id
 
     ids = {new_trace_id() for _ in range(100)}
     assert len(ids) == 100 and all(uuid.UUID(i).version == 4 for i in ids)

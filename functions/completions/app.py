@@ -1,6 +1,6 @@
 """Lambda handler for the completions route: a thin shell over the shared core."""
 
 from aigw.adapters.aws import http_handler
-from aigw.endpoints import completions
+from aigw.routes import COMPLETIONS
 
-handler = http_handler(completions)
+handler = http_handler(COMPLETIONS)

@@ -1,6 +1,6 @@
 """Lambda handler for the models route: a thin shell over the shared core."""
 
 from aigw.adapters.aws import http_handler
-from aigw.endpoints import models
+from aigw.routes import MODELS
 
-handler = http_handler(models)
+handler = http_handler(MODELS)

@@ -2,6 +2,6 @@
 the OpenAI error shape (404 / 405) instead of API Gateway's own {"message": "Not Found"}."""
 
 from aigw.adapters.aws import router_handler
-from aigw.adapters.routes import ROUTES
+from aigw.routes import ROUTES
 
 handler = router_handler(ROUTES)

@@ -13,4 +13,4 @@ export PYTHONPATH="$here:${AIGW_LAYER_PYTHON:-/opt/python}${PYTHONPATH:+:$PYTHON
 # Loopback only: the adapter is the only client. PORT must be the adapter's port (PORT / AWS_LWA_PORT).
 export HOST=127.0.0.1
 export PORT="${AWS_LWA_PORT:-${PORT:-8080}}"
-exec python3 -m aigw.adapters.local
+exec python3 -m aigw.adapters.local --shell lambda-stream

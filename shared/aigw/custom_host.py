@@ -225,10 +225,10 @@ def check_custom_host(
         why = "is not a valid IPv6 address" if match[1] is not None else str(exc)
         raise refuse(f"host {shown!r} {why}") from None
     if not is_trusted(host, trusted_hosts):
-        why = _name_refusal(host) if isinstance(host, str) else ip_refusal(host)
-        if why:
+        refusal = _name_refusal(host) if isinstance(host, str) else ip_refusal(host)
+        if refusal:
             label = f"{shown} = {host}" if isinstance(host, IPv4Address) and shown != str(host) else shown
-            raise refuse(f"{label!r} is not allowed: {why}; add it to TRUSTED_CUSTOM_HOSTS to allow it")
+            raise refuse(f"{label!r} is not allowed: {refusal}; add it to TRUSTED_CUSTOM_HOSTS to allow it")
     netloc = f"[{host.compressed}]" if isinstance(host, IPv6Address) else str(host)
     return f"{parts.scheme}://{netloc}{f':{int(port)}' if port else ''}{parts.path.rstrip('/')}"
 

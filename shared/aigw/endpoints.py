@@ -1,29 +1,30 @@
-"""The gateway's endpoints, one small function each, shared by every shell.
+"""The gateway's provider-backed endpoints, one small function each, shared by every shell.
 
-An endpoint takes a ``GatewayRequest`` and the ``Gateway`` and returns a
+An endpoint takes the request's ``RequestContext`` and the ``Gateway`` and returns a
 ``GatewayResponse``; the Lambda, Azure and local shells only translate events.
 """
 
 from __future__ import annotations
 
 from aigw.body import check_chat, check_completions, check_embeddings
+from aigw.context import RequestContext
 from aigw.gateway import Gateway
+from aigw.kinds import EndpointKind
 from aigw.proxy import proxy
-from aigw.request import GatewayRequest
 from aigw.response import GatewayResponse
 
 
-async def chat_completions(request: GatewayRequest, gw: Gateway) -> GatewayResponse:
-    return await proxy(request, gw, "chat", body_check=check_chat)
+async def chat_completions(ctx: RequestContext, gw: Gateway) -> GatewayResponse:
+    return await proxy(ctx, gw, EndpointKind.CHAT, check_chat)
 
 
-async def completions(request: GatewayRequest, gw: Gateway) -> GatewayResponse:
-    return await proxy(request, gw, "completions", body_check=check_completions)
+async def completions(ctx: RequestContext, gw: Gateway) -> GatewayResponse:
+    return await proxy(ctx, gw, EndpointKind.COMPLETIONS, check_completions)
 
 
-async def embeddings(request: GatewayRequest, gw: Gateway) -> GatewayResponse:
-    return await proxy(request, gw, "embeddings", body_check=check_embeddings)
+async def embeddings(ctx: RequestContext, gw: Gateway) -> GatewayResponse:
+    return await proxy(ctx, gw, EndpointKind.EMBEDDINGS, check_embeddings)
 
 
-async def models(request: GatewayRequest, gw: Gateway) -> GatewayResponse:
-    return await proxy(request, gw, "models")
+async def models(ctx: RequestContext, gw: Gateway) -> GatewayResponse:
+    return await proxy(ctx, gw, EndpointKind.MODELS)

@@ -1,56 +1,126 @@
-"""The gateway's per-environment state: settings, authenticator, upstream transport,
-randomness and clock.
+"""The gateway's per-environment state: settings, randomness, clocks, and its services.
 
-Built once per process (a Lambda execution environment, the local server) from the
-environment; tests build one with their own settings, seeded randomness and fake sleep.
+A ``Gateway`` is built once per execution environment (a Lambda container, the local
+server, an Azure worker). Its services (the provider transport, the infrastructure
+transport, the authenticator, and later the cache store, control-plane client and log
+producer) are built on first use, so a function that never calls a provider never imports
+an HTTP client, and are closed together by ``close``. Each shell passes its
+``ShellDefaults`` explicitly; tests build one with their own settings, seeded randomness
+and fake sleep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from aigw.auth import Authenticator, authenticator_for
-from aigw.settings import Settings
+from aigw.controlplane.sources import ConfigSource, NoControlPlane, VirtualKeySource
+from aigw.settings import LOCAL, Settings, ShellDefaults
 from aigw.upstream.transport import Transport, make_transport
 
+T = TypeVar("T")
 
-def transport_for(settings: Settings, default_client: str = "aiohttp") -> Transport:
+
+class Service(Generic[T]):
+    """A service built on first use and closed (if it has ``close``) with the gateway."""
+
+    __slots__ = ("_build", "_value")
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+    @property
+    def built(self) -> T | None:
+        return self._value
+
+    async def close(self) -> None:
+        value, self._value = self._value, None
+        close: Any = getattr(value, "close", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+
+def provider_transport(settings: Settings) -> Transport:
+    """Provider calls: SSRF-guarded (a custom host may be anything a client typed)."""
     return make_transport(
-        settings.upstream_client or default_client,
-        settings.trusted_custom_hosts,
-        settings.upstream_pool_size,
-        settings.upstream_connect_timeout_ms / 1000,
+        settings.upstream_client,
+        trusted_hosts=settings.trusted_custom_hosts,
+        pool_size=settings.upstream_pool_size,
+        pool_per_host=settings.upstream_pool_per_host,
+        connect_timeout_s=settings.upstream_connect_timeout_ms / 1000,
     )
 
 
-@dataclass
+def infrastructure_transport(settings: Settings) -> Transport:
+    """Calls to the gateway's own infrastructure (control plane, queue, stores): configured by the
+    operator, never by a client, so they may reach private addresses without those becoming
+    allowed custom hosts."""
+    return make_transport(
+        settings.upstream_client,
+        trusted_hosts=None,
+        pool_size=settings.upstream_pool_size,
+        pool_per_host=settings.upstream_pool_per_host,
+        connect_timeout_s=settings.upstream_connect_timeout_ms / 1000,
+    )
+
+
+@dataclass(eq=False)
 class Gateway:
     settings: Settings
-    auth: Authenticator
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.time
-    # Which transport to build when UPSTREAM_CLIENT does not say (see aigw.upstream.transport).
-    default_client: str = "aiohttp"
-    _transport: Transport | None = field(default=None, repr=False)
+    auth: Authenticator | None = None
+    configs: ConfigSource = field(default_factory=NoControlPlane)
+    virtual_keys: VirtualKeySource = field(default_factory=NoControlPlane)
+    _transport: Service[Transport] = field(init=False, repr=False)
+    _infra_transport: Service[Transport] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.auth is None:
+            self.auth = authenticator_for(self.settings.auth_mode, self.settings.gateway_api_key_hashes)
+        settings = self.settings
+        self._transport = Service(lambda: provider_transport(settings))
+        self._infra_transport = Service(lambda: infrastructure_transport(settings))
+
+    @property
+    def authenticator(self) -> Authenticator:
+        assert self.auth is not None
+        return self.auth
 
     @property
     def transport(self) -> Transport:
-        """Built on first use, so routes that never call a provider (health) never import one."""
-        if self._transport is None:
-            self._transport = transport_for(self.settings, self.default_client)
-        return self._transport
+        """The provider transport (SSRF-guarded), built on first use."""
+        return self._transport.get()
+
+    @property
+    def infra_transport(self) -> Transport:
+        return self._infra_transport.get()
+
+    @property
+    def built_transport(self) -> Transport | None:
+        """The provider transport if it exists (health reports on it without building one)."""
+        return self._transport.built
 
     async def close(self) -> None:
-        if self._transport is not None:
-            await self._transport.close()
+        for service in (self._transport, self._infra_transport):
+            await service.close()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, *, default_client: str = "aiohttp") -> Gateway:
-        settings = Settings.from_env(env)
-        return cls(settings=settings, auth=authenticator_for(settings.auth_mode), default_client=default_client)
+    def from_env(cls, env: Mapping[str, str] = os.environ, *, shell: ShellDefaults = LOCAL) -> Gateway:
+        return cls(settings=Settings.from_env(env, shell))

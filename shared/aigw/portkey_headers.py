@@ -14,13 +14,12 @@ from typing import Any
 import orjson
 
 from aigw.config.model import Target
-from aigw.config.parse import parse_config, parse_config_header
+from aigw.config.parse import MAX_API_KEY_LENGTH, is_inline_config, parse_config, parse_config_text
 from aigw.errors import InvalidHeader, InvalidRequest
 
 PREFIX = "x-portkey-"
 MAX_METADATA_KEYS = 64
 MAX_METADATA_VALUE = 4096
-MAX_TRACE_ID = 256
 _PLACEHOLDER_KEYS = frozenset({"", "undefined", "null", "none"})
 
 # Header -> config field, for requests routed by headers alone.
@@ -50,23 +49,28 @@ _HEADER_OF_FIELD = {
 class RequestOptions:
     root: Target
     metadata: Mapping[str, Any]
-    trace_id: str | None
     # The provider key the client sent (Authorization bearer, x-api-key or api-key).
     api_key: str | None
-    from_config: bool
+
+
+def _usable(key: str) -> str | None:
+    key = key.strip()
+    if key.lower() in _PLACEHOLDER_KEYS:
+        return None
+    if len(key) > MAX_API_KEY_LENGTH:
+        raise InvalidHeader(f"the provider key is longer than {MAX_API_KEY_LENGTH} characters", param="authorization")
+    return key
 
 
 def bearer_key(headers: Mapping[str, str]) -> str | None:
+    """The provider key: a bearer token, else ``x-api-key``, else ``api-key``. Another scheme
+    (``Basic ...``) is not a key and is never forwarded as one."""
     scheme, _, rest = headers.get("authorization", "").strip().partition(" ")
-    key = rest.strip() if scheme.lower() == "bearer" else scheme
-    if key.lower() in _PLACEHOLDER_KEYS:
-        key = ""
+    key = _usable(rest) if scheme.lower() == "bearer" else None
     for alt in ("x-api-key", "api-key"):
         if not key:
-            key = headers.get(alt, "").strip()
-            if key.lower() in _PLACEHOLDER_KEYS:
-                key = ""
-    return key or None
+            key = _usable(headers.get(alt, ""))
+    return key
 
 
 def _metadata(raw: str | None) -> dict[str, Any]:
@@ -89,12 +93,17 @@ def _metadata(raw: str | None) -> dict[str, Any]:
     return value
 
 
-def _trace_id(raw: str | None) -> str | None:
-    if raw is None:
+def _timeout_ms(raw: str | None) -> int | None:
+    if raw is None or not raw.strip():
         return None
-    if not raw or len(raw) > MAX_TRACE_ID or not raw.isprintable():
-        raise InvalidHeader(f"x-portkey-trace-id must be 1 to {MAX_TRACE_ID} printable characters", param="x-portkey-trace-id")
-    return raw
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidHeader("x-portkey-request-timeout must be an integer (ms)", param="x-portkey-request-timeout") from None
+    if value <= 0:
+        raise InvalidHeader("x-portkey-request-timeout must be a positive integer (ms)",
+                            param="x-portkey-request-timeout")
+    return value
 
 
 @lru_cache(maxsize=256)
@@ -104,10 +113,7 @@ def _target_from_headers(items: tuple[tuple[str, str], ...], trusted: frozenset[
         if header == "x-portkey-forward-headers":
             fields["forward_headers"] = [h.strip() for h in value.split(",") if h.strip()]
         elif header == "x-portkey-request-timeout":
-            try:
-                fields["request_timeout"] = int(value)
-            except ValueError:
-                raise InvalidHeader("x-portkey-request-timeout must be an integer (ms)", param=header) from None
+            fields["request_timeout"] = _timeout_ms(value)
         else:
             fields[_TARGET_HEADERS[header]] = value
     if "provider" not in fields and "virtual_key" not in fields:
@@ -123,18 +129,29 @@ def _target_from_headers(items: tuple[tuple[str, str], ...], trusted: frozenset[
         raise
 
 
-def read_options(headers: Mapping[str, str], trusted_hosts: frozenset[str]) -> RequestOptions:
+def config_reference(headers: Mapping[str, str]) -> str | None:
+    """The id of a saved config (``x-portkey-config: pc-...``), which the resolve stage fetches."""
+    raw = headers.get("x-portkey-config")
+    if raw is None or is_inline_config(raw):
+        return None
+    return raw.strip()
+
+
+def read_options(headers: Mapping[str, str], trusted_hosts: frozenset[str],
+                 saved_config: Mapping[str, Any] | None = None) -> RequestOptions:
+    """The routing tree and request options. ``saved_config`` is the config an id named, already
+    fetched; otherwise an inline ``x-portkey-config`` decides, else the provider headers do."""
     config = headers.get("x-portkey-config")
-    if config is not None:
-        root = parse_config_header(config, trusted_hosts)
+    if saved_config is not None or config is not None:
+        # The header timeout applies wherever the config sets none (as the reference does).
+        timeout = _timeout_ms(headers.get("x-portkey-request-timeout"))
+        if saved_config is not None:
+            root = parse_config(saved_config, trusted_hosts, timeout)
+        else:
+            assert config is not None
+            root = parse_config_text(config.strip(), trusted_hosts, timeout)
     else:
         wanted = (*_TARGET_HEADERS, "x-portkey-forward-headers", "x-portkey-request-timeout")
         items = tuple((h, headers[h]) for h in wanted if headers.get(h))
         root = _target_from_headers(items, trusted_hosts)
-    return RequestOptions(
-        root=root,
-        metadata=_metadata(headers.get("x-portkey-metadata")),
-        trace_id=_trace_id(headers.get("x-portkey-trace-id")),
-        api_key=bearer_key(headers),
-        from_config=config is not None,
-    )
+    return RequestOptions(root=root, metadata=_metadata(headers.get("x-portkey-metadata")), api_key=bearer_key(headers))

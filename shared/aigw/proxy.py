@@ -1,69 +1,125 @@
-"""The forwarding path shared by every provider-backed endpoint.
+"""The forwarding path shared by every provider-backed endpoint, as four named stages.
 
-authenticate -> decode the body once -> read x-portkey-* headers into a target tree ->
-route (strategies, retries, fallbacks) -> turn the chosen attempt into the response.
+    resolve  who is calling (auth), which config (inline, or a saved config's id)
+    parse    the body (once), the routing tree and request options
+    route    the pure router over the per-target call chain
+    respond  the outcome as a body or a stream, in the route's error format, scrubbed
+
+A new capability adds a stage step or a wrapper in ``_chain``; it does not grow this file.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from aigw.auth import Principal
 from aigw.body import decode_object
+from aigw.calls.attempt import Attempt
+from aigw.calls.chain import Call, compose, recorded, resolving_virtual_keys, within_deadline
+from aigw.calls.send import send
+from aigw.calls.spec import CallSpec
+from aigw.config.model import Target
+from aigw.context import RequestContext
 from aigw.errors import GatewayError
 from aigw.gateway import Gateway
-from aigw.portkey_headers import RequestOptions, read_options
-from aigw.request import GatewayRequest
-from aigw.response import GatewayResponse, error_response
-from aigw.routing.engine import RouterEnv, route
-from aigw.upstream.attempt import CallSpec, send
-from aigw.upstream.relay import to_response
+from aigw.kinds import EndpointKind
+from aigw.portkey_headers import RequestOptions, config_reference, read_options
+from aigw.respond import failed_before_routing, respond
+from aigw.response import GatewayResponse
+from aigw.routing.engine import Outcome, RouterEnv, route
 
 BodyCheck = Callable[[dict[str, Any]], None]
 
 
-def new_trace_id() -> str:
-    """A random (version 4) UUID. Not ``uuid.uuid4``: the uuid module costs ~6 ms of cold start."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    principal: Principal
+    saved_config: Mapping[str, Any] | None
 
 
-def _trace_id(headers: dict[str, str]) -> str:
-    raw = headers.get("x-portkey-trace-id")
-    # An invalid trace id is reported by read_options; here we only need one to echo.
-    return raw if raw and len(raw) <= 256 and raw.isprintable() else new_trace_id()
-
-
-async def proxy(
-    request: GatewayRequest, gw: Gateway, endpoint: str, *, body_check: BodyCheck | None = None
-) -> GatewayResponse:
-    trace_id = _trace_id(request.headers)
-    base = {"x-portkey-trace-id": trace_id, "x-portkey-cache-status": "DISABLED"}
+async def proxy(ctx: RequestContext, gw: Gateway, kind: EndpointKind, body_check: BodyCheck | None = None,
+                ) -> GatewayResponse:
     try:
-        await gw.auth.authenticate(request.headers)
-        body: dict[str, Any] = decode_object(request.body) if request.method == "POST" else {}
-        if body_check is not None:
-            body_check(body)
-        options: RequestOptions = read_options(request.headers, gw.settings.trusted_custom_hosts)
-        stream = body.get("stream") is True and endpoint in ("chat", "completions")
-        settings = gw.settings
-        spec = CallSpec(
-            endpoint, body, request.body, stream, request.headers, options.api_key, settings.max_response_bytes
-        )
-        env = RouterEnv(
-            rng=gw.rng,
-            sleep=gw.sleep,
-            clock=gw.clock,
-            context={"metadata": options.metadata, "params": body, "url": {"pathname": request.path}},
-            retry_base_ms=settings.retry_base_ms,
-            retry_max_backoff_ms=settings.retry_max_backoff_ms,
-            retry_after_cap_ms=settings.retry_after_cap_ms,
-        )
-        outcome = await route(options.root, lambda target: send(gw.transport, target, spec), env)
+        resolved = await resolve(ctx, gw)
+        options, spec = parse(ctx, gw, resolved, kind, body_check)
+        outcome = await route_request(ctx, gw, resolved, options, spec)
     except GatewayError as exc:
-        return error_response(exc, base)
-    return to_response(outcome, base, secrets=(outcome.leaf.api_key, options.api_key))
+        return failed_before_routing(ctx, exc)
+    secrets = (options.api_key, ctx.request.headers.get("x-portkey-api-key"))
+    return respond(ctx, outcome, secrets)
+
+
+async def resolve(ctx: RequestContext, gw: Gateway) -> Resolved:
+    """Auth, then the saved config an id names (both may call out, later to the control plane)."""
+    headers = ctx.request.headers
+    principal = await gw.authenticator.authenticate(headers)
+    ctx.principal = principal
+    config_id = config_reference(headers)
+    saved = await gw.configs.saved_config(config_id, principal) if config_id is not None else None
+    return Resolved(principal, saved)
+
+
+def parse(ctx: RequestContext, gw: Gateway, resolved: Resolved, kind: EndpointKind,
+          body_check: BodyCheck | None) -> tuple[RequestOptions, CallSpec]:
+    request, settings = ctx.request, gw.settings
+    body: dict[str, Any] = decode_object(request.body) if request.method == "POST" else {}
+    if body_check is not None:
+        body_check(body)
+    options = read_options(request.headers, settings.trusted_custom_hosts, resolved.saved_config)
+    ctx.config, ctx.metadata = options.root, options.metadata
+    spec = CallSpec(
+        kind=kind,
+        body=body,
+        raw_body=request.body,
+        stream=kind.streams and body.get("stream") is True,
+        request_headers=request.headers,
+        request_api_key=options.api_key,
+        max_response_bytes=settings.max_response_bytes,
+        timeout_ms=settings.upstream_timeout_ms,
+        idle_timeout_ms=settings.upstream_idle_timeout_ms,
+    )
+    return options, spec
+
+
+async def route_request(ctx: RequestContext, gw: Gateway, resolved: Resolved, options: RequestOptions,
+                        spec: CallSpec) -> Outcome:
+    settings = gw.settings
+    env = RouterEnv(
+        rng=gw.rng,
+        sleep=_capped_sleep(ctx, gw),
+        clock=gw.clock,
+        context={"metadata": options.metadata, "params": spec.body, "url": {"pathname": ctx.request.path}},
+        retry_base_ms=settings.retry_base_ms,
+        retry_max_backoff_ms=settings.retry_max_backoff_ms,
+        retry_after_cap_ms=settings.retry_after_cap_ms,
+    )
+    return await route(options.root, _chain(ctx, gw, resolved, spec), env)
+
+
+def _chain(ctx: RequestContext, gw: Gateway, resolved: Resolved, spec: CallSpec) -> Call:
+    transport = gw.transport
+
+    async def call_provider(target: Target) -> Attempt:
+        return await send(transport, target, spec, ctx.deadline)
+
+    return compose(call_provider, [
+        recorded(ctx),
+        within_deadline(ctx),
+        resolving_virtual_keys(gw.virtual_keys, resolved.principal),
+    ])
+
+
+def _capped_sleep(ctx: RequestContext, gw: Gateway) -> Callable[[float], Awaitable[None]]:
+    """Backoff never sleeps past the request's deadline."""
+    if ctx.deadline is None:
+        return gw.sleep
+    sleep = gw.sleep
+
+    async def capped(seconds: float) -> None:
+        left = ctx.remaining_s()
+        await sleep(seconds if left is None else min(seconds, left))
+
+    return capped
+

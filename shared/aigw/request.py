@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -13,3 +14,5 @@ class GatewayRequest:
     headers: dict[str, str]
     body: bytes = b""
     query: str = ""
+    # Values of the route's path parameters (``/v1/prompts/{id}/completions`` -> {"id": ...}).
+    path_params: Mapping[str, str] = field(default_factory=dict)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import orjson
 
-from aigw.errors import GatewayError
+from aigw.errors import ErrorFormat, GatewayError, render_error
 
 JSON_CT = "application/json"
 SSE_CT = "text/event-stream"
@@ -19,7 +19,7 @@ class GatewayResponse:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     # When set, the body is streamed chunk by chunk (Server-Sent Events) and ``body`` is unused.
-    stream: AsyncIterator[bytes] | None = None
+    stream: AsyncGenerator[bytes, None] | None = None
 
 
 def json_response(status: int, payload: object, headers: dict[str, str] | None = None) -> GatewayResponse:
@@ -29,5 +29,9 @@ def json_response(status: int, payload: object, headers: dict[str, str] | None =
     return GatewayResponse(status, out, orjson.dumps(payload))
 
 
-def error_response(exc: GatewayError, headers: dict[str, str] | None = None) -> GatewayResponse:
-    return json_response(exc.status, exc.to_body(), headers)
+def error_response(exc: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI,
+                   headers: dict[str, str] | None = None) -> GatewayResponse:
+    out = {"content-type": JSON_CT}
+    if headers:
+        out.update(headers)
+    return GatewayResponse(exc.status, out, render_error(exc, fmt))

@@ -1,4 +1,9 @@
-"""Settings, read once from a mapping (``os.environ`` by default) so tests can pass their own."""
+"""Settings, read once from a mapping (``os.environ`` by default) so tests can pass their own.
+
+What differs between shells (local server, per-route Lambda, Lambda streaming, Azure) comes
+from the ``ShellDefaults`` the shell passes explicitly; nothing here guesses the platform from
+the environment (on Azure, loopback must not become a trusted custom host by accident).
+"""
 
 from __future__ import annotations
 
@@ -6,73 +11,131 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aigw.custom_host import parse_trusted_hosts
+from aigw.custom_host import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
+
+MIB = 1024 * 1024
+# Lambda's synchronous invocation response (the whole JSON the function returns) is at most
+# 6 MB; leave room for the status, headers and JSON escaping of the body.
+LAMBDA_SYNC_RESPONSE_LIMIT = 6 * MIB
+LAMBDA_MAX_PROVIDER_BODY = LAMBDA_SYNC_RESPONSE_LIMIT - 256 * 1024
+# A streamed Lambda response (Function URL, RESPONSE_STREAM) may reach 20 MB.
+LAMBDA_STREAM_RESPONSE_LIMIT = 20 * MIB
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+@dataclass(frozen=True)
+class ShellDefaults:
+    name: str
+    # "aiohttp" for concurrent servers; "stdlib" where one request runs at a time and aiohttp's
+    # import does not fit the cold-start budget (per-route Lambda functions).
+    upstream_client: str
+    # Custom hosts allowed although private: loopback for a developer's local Ollama; nothing
+    # on cloud functions, where loopback is the platform's own runtime API.
+    trusted_custom_hosts: frozenset[str]
+    # A non-streamed provider answer larger than this is refused (502) instead of buffered.
+    max_response_bytes: int
+
+
+LOCAL = ShellDefaults("local", "aiohttp", DEFAULT_TRUSTED_HOSTS, 64 * MIB)
+LAMBDA_ROUTE = ShellDefaults("lambda", "stdlib", frozenset(), LAMBDA_MAX_PROVIDER_BODY)
+LAMBDA_STREAM = ShellDefaults("lambda-stream", "aiohttp", frozenset(), LAMBDA_STREAM_RESPONSE_LIMIT)
+AZURE = ShellDefaults("azure", "aiohttp", frozenset(), 64 * MIB)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
-        return None
+        return default
     if raw not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
     return raw
 
 
+def _key_hashes(env: Mapping[str, str]) -> frozenset[str]:
+    from aigw.auth import parse_key_hashes
+
+    entries = (env.get("GATEWAY_API_KEY_HASHES") or "").split(",")
+    path = env.get("GATEWAY_API_KEYS_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                entries += [line.split("#", 1)[0] for line in fh]
+        except OSError as exc:
+            raise ValueError(f"GATEWAY_API_KEYS_FILE cannot be read: {type(exc).__name__}") from None
+    return parse_key_hashes(entries)
+
+
 @dataclass(frozen=True)
 class Settings:
-    # Auth mode: "none" (local default) or "api_key" (requires x-portkey-api-key).
+    # Auth mode: "none" (local default) or "api_key" (x-portkey-api-key checked against key hashes).
     auth_mode: str = "none"
+    # SHA-256 hashes of the gateway keys accepted when auth_mode is "api_key".
+    gateway_api_key_hashes: frozenset[str] = frozenset()
     # This gateway's own public base URL (seed 000's GATEWAY_BASEPATH).
     gateway_basepath: str | None = None
     service_name: str = "aigw"
-    max_body_bytes: int = 16 * 1024 * 1024
+    shell: str = LOCAL.name
+    max_body_bytes: int = 16 * MIB
     max_header_bytes: int = 64 * 1024
-    # A provider answer (non-streamed) larger than this is refused with 502, never buffered whole.
-    max_response_bytes: int = 64 * 1024 * 1024
-    # Hosts a custom_host may point at even though the SSRF guard would refuse them.
-    trusted_custom_hosts: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
+    # Time to receive a request body once its headers are in, and to hand a response to a
+    # client that stopped reading; past either the connection is closed.
+    request_body_timeout_ms: int = 30_000
+    response_write_timeout_ms: int = 30_000
+    max_response_bytes: int = LOCAL.max_response_bytes
+    trusted_custom_hosts: frozenset[str] = LOCAL.trusted_custom_hosts
     # Retry backoff: base * 2**n with full jitter, capped; Retry-After above the cap is not waited for.
     retry_base_ms: int = 200
     retry_max_backoff_ms: int = 10_000
     retry_after_cap_ms: int = 60_000
-    # Upstream connection pool of the one shared HTTP client per execution environment.
+    # Provider calls: one pool per execution environment, bounded per host so that one slow
+    # host cannot starve the others; every call has a total and an idle (between bytes) bound.
     upstream_pool_size: int = 256
+    upstream_pool_per_host: int = 64
     upstream_connect_timeout_ms: int = 10_000
-    # "aiohttp" or "stdlib"; None lets the shell choose (Lambda route functions: stdlib).
-    upstream_client: str | None = None
+    upstream_timeout_ms: int = 600_000
+    upstream_idle_timeout_ms: int = 120_000
+    upstream_client: str = LOCAL.upstream_client
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+    def from_env(cls, env: Mapping[str, str] = os.environ, shell: ShellDefaults = LOCAL) -> Settings:
         trusted = env.get("TRUSTED_CUSTOM_HOSTS")
-        if trusted is None and env.get("AWS_LAMBDA_RUNTIME_API"):
-            # On Lambda, loopback is the Runtime API (127.0.0.1:9001): trust nothing by default.
-            trusted = ""
-        auth_mode = env.get("AUTH_MODE", "none").strip().lower() or "none"
-        if auth_mode not in {"none", "api_key"}:
-            raise ValueError(f"AUTH_MODE must be 'none' or 'api_key', got {auth_mode!r}")
+        auth_mode = _choice(env, "AUTH_MODE", ("none", "api_key"), "none")
+        hashes = _key_hashes(env)  # validated in every mode: a typo fails the start, not a later switch
+        if auth_mode == "api_key" and not hashes:
+            # Fail closed: a gateway told to require keys must never start accepting any key.
+            raise ValueError("AUTH_MODE=api_key needs GATEWAY_API_KEY_HASHES or GATEWAY_API_KEYS_FILE "
+                             "(SHA-256 hashes of the accepted keys; see `python -m aigw.auth hash`)")
         return cls(
             auth_mode=auth_mode,
+            gateway_api_key_hashes=hashes,
             gateway_basepath=env.get("GATEWAY_BASEPATH") or None,
             service_name=env.get("SERVICE_NAME") or "aigw",
-            max_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", cls.max_body_bytes),
-            max_header_bytes=_int(env, "MAX_REQUEST_HEADER_BYTES", cls.max_header_bytes),
-            max_response_bytes=_int(env, "MAX_RESPONSE_BODY_BYTES", cls.max_response_bytes),
-            trusted_custom_hosts=parse_trusted_hosts(trusted),
+            shell=shell.name,
+            max_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", cls.max_body_bytes, 1),
+            max_header_bytes=_int(env, "MAX_REQUEST_HEADER_BYTES", cls.max_header_bytes, 1024),
+            request_body_timeout_ms=_int(env, "REQUEST_BODY_TIMEOUT_MS", cls.request_body_timeout_ms, 1),
+            response_write_timeout_ms=_int(env, "RESPONSE_WRITE_TIMEOUT_MS", cls.response_write_timeout_ms, 1),
+            max_response_bytes=_int(env, "MAX_RESPONSE_BODY_BYTES", shell.max_response_bytes, 1),
+            trusted_custom_hosts=shell.trusted_custom_hosts if trusted is None else parse_trusted_hosts(trusted),
             retry_base_ms=_int(env, "RETRY_BASE_MS", cls.retry_base_ms),
             retry_max_backoff_ms=_int(env, "RETRY_MAX_BACKOFF_MS", cls.retry_max_backoff_ms),
             retry_after_cap_ms=_int(env, "RETRY_AFTER_CAP_MS", cls.retry_after_cap_ms),
-            upstream_pool_size=_int(env, "UPSTREAM_POOL_SIZE", cls.upstream_pool_size),
-            upstream_connect_timeout_ms=_int(env, "UPSTREAM_CONNECT_TIMEOUT_MS", cls.upstream_connect_timeout_ms),
-            upstream_client=_choice(env, "UPSTREAM_CLIENT", ("aiohttp", "stdlib")),
+            upstream_pool_size=_int(env, "UPSTREAM_POOL_SIZE", cls.upstream_pool_size, 1),
+            upstream_pool_per_host=_int(env, "UPSTREAM_POOL_PER_HOST", cls.upstream_pool_per_host, 1),
+            upstream_connect_timeout_ms=_int(env, "UPSTREAM_CONNECT_TIMEOUT_MS", cls.upstream_connect_timeout_ms, 1),
+            upstream_timeout_ms=_int(env, "UPSTREAM_TIMEOUT_MS", cls.upstream_timeout_ms, 1),
+            upstream_idle_timeout_ms=_int(env, "UPSTREAM_IDLE_TIMEOUT_MS", cls.upstream_idle_timeout_ms, 1),
+            upstream_client=_choice(env, "UPSTREAM_CLIENT", ("aiohttp", "stdlib"), shell.upstream_client),
         )
-

@@ -8,6 +8,7 @@ from aigw.adapters.asgi import GatewayApp
 from aigw.auth import NoAuth
 from aigw.gateway import Gateway
 from aigw.response import GatewayResponse
+from aigw.routes import RouteSpec, RouteTable
 from aigw.settings import Settings
 
 SECRET = "sk-live-SECRET-0123456789"
@@ -31,7 +32,7 @@ async def call(app, method="GET", path="/x", body=b"", headers=()):
 
 
 def app_with(endpoint):
-    return GatewayApp({"/x": {"GET": endpoint}}, Gateway(settings=Settings(), auth=NoAuth()))
+    return GatewayApp(RouteTable([RouteSpec("x", "GET", "/x", endpoint)]), Gateway(settings=Settings(), auth=NoAuth()))
 
 
 async def test_a_bug_is_a_500_without_detail_and_logged_without_secrets(caplog):

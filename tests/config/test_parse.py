@@ -1,8 +1,9 @@
 import pytest
 
+from aigw.config import features
 from aigw.config.model import DEFAULT_RETRY_STATUS
-from aigw.config.parse import parse_config, parse_config_header
-from aigw.errors import InvalidConfig, UnknownProvider, UnsafeCustomHost
+from aigw.config.parse import is_inline_config, parse_config, parse_config_text
+from aigw.errors import InvalidConfig, UnknownProvider, UnsafeCustomHost, error_body
 
 TRUSTED = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -68,7 +69,7 @@ def test_nested_targets_get_json_paths():
 def test_invalid_configs_name_the_offending_field(config, param):
     err = error_of(config)
     assert err.param == param
-    body = err.to_body()["error"]
+    body = error_body(err)["error"]
     assert set(body) == {"message", "type", "param", "code"} and body["type"] == "invalid_request_error"
 
 
@@ -81,7 +82,8 @@ def test_config_must_be_an_object():
     assert error_of(["x"]).param == "config"
 
 
-def test_settings_flow_down_the_tree():
+def test_settings_flow_down_the_tree(monkeypatch):
+    monkeypatch.setattr(features, "ENABLED", frozenset({features.CACHE}))  # as once the cache lands
     root = parse({
         "strategy": {"mode": "fallback"},
         "override_params": {"temperature": 0.1, "max_tokens": 5},
@@ -122,12 +124,12 @@ def test_unknown_keys_are_kept_as_provider_options():
 
 def test_header_text_is_parsed_once_and_errors_are_400():
     text = '{"provider": "openai"}'
-    assert parse_config_header(text, TRUSTED) is parse_config_header(text, TRUSTED)
+    assert parse_config_text(text, TRUSTED) is parse_config_text(text, TRUSTED)
+    assert parse_config_text(text, TRUSTED, 500) is not parse_config_text(text, TRUSTED)  # the timeout is part of the key
     with pytest.raises(InvalidConfig) as info:
-        parse_config_header('{"provider": ', TRUSTED)
+        parse_config_text('{"provider": ', TRUSTED)
     assert info.value.param == "x-portkey-config"
-    with pytest.raises(InvalidConfig):
-        parse_config_header("pc-config-id", TRUSTED)
+    assert is_inline_config(' {"provider": "openai"}') and not is_inline_config("pc-config-id")
 
 
 def test_too_deep_nesting_is_refused_without_recursion_error():

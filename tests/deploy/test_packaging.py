@@ -187,9 +187,12 @@ def test_health_function(run_function):
         r = _invoke(fn, http_api_event("GET", path))
         assert r.status == 200, r.text
         assert r.json() == {"status": "success", "message": "Server is healthy", "version": aigw.__version__}
-    # An event that is no HTTP request is a function error (POST .../error), and the runtime lives on.
+    # An event that is no HTTP request is answered 400 in the OpenAI shape (never a bare function
+    # error, which API Gateway turns into its generic 500), and the runtime lives on.
     bad = fn.invoke({"not": "an http event"})
-    assert bad.outcome == "error" and bad.json()["errorType"] == "RuntimeError", bad.body
+    assert bad.outcome == "response", bad.body
+    answer = bad.json()
+    assert answer["statusCode"] == 400 and json.loads(answer["body"])["error"]["code"] == "invalid_event"
     assert _invoke(fn, http_api_event("GET", "/v1/health")).status == 200
     print(f"HealthFunction init {init * 1000:.0f} ms")
 

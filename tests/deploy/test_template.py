@@ -20,7 +20,7 @@ from cfnlint.decode import decode
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from aigw.adapters.routes import ROUTES
+from aigw.routes import ROUTES
 from aigw.settings import Settings
 from tests.support.runtime_api import REPO, TEMPLATE, tool_env
 
@@ -71,14 +71,14 @@ def test_sam_validate_lint_passes():
 
 
 def test_http_api_routes_are_the_gateway_routes(template):
-    expected = {(method, path) for path, by_method in ROUTES.items() for method in by_method}
+    expected = {(spec.method, spec.path) for spec in ROUTES.specs}
     routes = http_api_routes(template)
     assert routes.pop(("ANY", "$default")) == "NotFoundFunction"
     assert set(routes) == expected
 
 
 def test_each_route_function_serves_the_endpoint_it_is_wired_to(template):
-    """functions/<route>/app.py's fixed endpoint is ROUTES[path][method] for every event of its function."""
+    """functions/<route>/app.py's fixed route is the table's route for every event of its function."""
     loop = asyncio.new_event_loop()  # Mangum looks for the thread's loop when constructed
     asyncio.set_event_loop(loop)
     try:
@@ -92,7 +92,9 @@ def test_each_route_function_serves_the_endpoint_it_is_wired_to(template):
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            assert module.handler.app.fixed is ROUTES[path][method], f"{name} does not serve {method} {path}"
+            served = module.handler.app.routes
+            assert served.handler() is ROUTES.resolve(method, path)[0].handler(), f"{name} does not serve {method} {path}"
+            assert served.method == method and served.name == REPO.joinpath(props["CodeUri"]).name
     finally:
         asyncio.set_event_loop(None)
         loop.close()
@@ -197,7 +199,7 @@ def test_stream_function(template):
     assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
     assert env["PORT"] == "8080"
-    assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/v1/health" and ("GET" in ROUTES["/v1/health"])
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/v1/health" and ROUTES.resolve("GET", "/v1/health")[0].name == "health"
     # The public adapter layer unless an ARN is given; x86_64 adapter for an x86_64 function.
     (layer,) = props["Layers"]
     condition, public, custom = layer["Fn::If"]

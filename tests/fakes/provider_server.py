@@ -78,6 +78,8 @@ class FakeProvider:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 0.25) -> None:
         self.host, self._port, self._shutdown_timeout = host, port, shutdown_timeout
         self.requests: list[RecordedRequest] = []
+        # Requests whose client (the gateway) closed the connection before the reply was done.
+        self.abandoned: list[RecordedRequest] = []
         self._scripts: dict[str, deque[Reply]] = {r: deque() for r in ROUTES}
         self._script_all: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -114,6 +116,15 @@ class FakeProvider:
         with self._lock:
             return len(self._script_all) + sum(len(q) for q in self._scripts.values())
 
+    def wait_abandoned(self, count: int = 1, timeout_s: float = 10.0) -> list[RecordedRequest]:
+        """Block until ``count`` requests were abandoned by their client (or fail after timeout_s)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.abandoned) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.abandoned)} of {count} requests abandoned after {timeout_s}s")
+            time.sleep(0.01)
+        return list(self.abandoned)
+
     def requests_for(self, route: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.route == route]
 
@@ -124,6 +135,7 @@ class FakeProvider:
                 q.clear()
             self._script_all.clear()
             self.requests.clear()
+            self.abandoned.clear()
             self._ids.reset()
 
     def start(self) -> FakeProvider:
@@ -212,7 +224,11 @@ class FakeProvider:
             reply = default_reply(rec, self._ids)
         elif not reply.has_body():
             reply = self._fill_body(rec, reply)
-        return await self._send(request, reply, rec.api_key or "")
+        try:
+            return await self._send(request, reply, rec.api_key or "")
+        except asyncio.CancelledError:  # aiohttp cancels the handler when the client disconnects
+            self.abandoned.append(rec)
+            raise
 
     def _fill_body(self, rec: RecordedRequest, reply: Reply) -> Reply:
         """Body for a scripted reply that has none (rules in the module docstring)."""

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import aigw
+from tests.fakes.provider_server import Reply
 from tests.support.lambda_events import (
     FakeContext,
     LambdaResult,
@@ -74,7 +75,11 @@ def _use_lambda_loop(lambda_loop: asyncio.AbstractEventLoop) -> None:
 
 @pytest.fixture(scope="module")
 def handlers(lambda_loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Any]]:
-    loaded = {name: load_handler_module(name).handler for name in sorted(set(ROUTE_FUNCTIONS.values()))}
+    # On Lambda nothing is a trusted custom host by default (loopback is the Runtime API); the fake
+    # provider listens on loopback, so these functions are deployed trusting it, as an operator would.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TRUSTED_CUSTOM_HOSTS", "127.0.0.1")
+        loaded = {name: load_handler_module(name).handler for name in sorted(set(ROUTE_FUNCTIONS.values()))}
     yield loaded
     for handler in loaded.values():  # what the end of an execution environment would release
         close = getattr(handler.app.gateway, "close", None)
@@ -222,11 +227,15 @@ def test_missing_body_is_an_openai_400(handlers, fake_provider, source):
 
 
 def test_provider_error_keeps_its_status_and_no_key_leaks(handlers, fake_provider):
-    r = invoke(handlers, "http_api", "POST", "/v1/chat/completions", body=CHAT,
-               headers={**provider_headers(fake_provider), "authorization": "Bearer sk-invalid"})
+    # GIVEN a provider that echoes the key verbatim in its error (the fake does not mask it)
+    fake_provider.script("openai.chat", Reply(status=401, echo_key=True, headers={"x-echo": "<<API_KEY>>"}))
+    r = invoke(handlers, "http_api", "POST", "/v1/chat/completions", body=CHAT, headers=provider_headers(fake_provider))
     err = assert_openai_error(r, 401, top=frozenset({"error", "provider"}))  # provider errors name it
     assert r.json()["provider"] == "openai" and err["message"].startswith("openai error: ")
-    assert "sk-invalid" not in r.text
+    # THEN the key reached the fake and came back, but not to the client
+    assert fake_provider.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in r.text and "[REDACTED]" in err["message"]
+    assert KEY not in json.dumps(r.headers) and r.headers["x-echo"] == "[REDACTED]"
     assert r.headers["x-portkey-provider"] == "openai"
 
 
@@ -250,3 +259,35 @@ def test_default_route_answers_unknown_routes_in_openai_shape():
 
     assert_openai_error(call("GET", "/v1/nope"), 404, "not_found")
     assert_openai_error(call("DELETE", "/v1/chat/completions"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_wrong_method_on_a_route_function_is_405(handlers, fake_provider, source):
+    # A GET reaching the chat function (e.g. a Function URL serves any method) is refused as the
+    # README promises, before any provider call.
+    event = make_event(source, "POST", "/v1/chat/completions", headers=provider_headers(fake_provider))
+    event["requestContext"]["http"]["method"] = "GET"
+    r = parse_result(json.loads(json.dumps(handlers["chat_completions"](event, FakeContext()))))
+    assert_openai_error(r, 405, "method_not_allowed")
+    assert fake_provider.requests == []
+
+
+class ShortContext(FakeContext):
+    """An invocation with little time left: 0.5 s is kept back to answer, so ~0.3 s of work."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 800
+
+
+def test_work_stops_at_the_invocations_deadline_with_a_504(handlers, fake_provider):
+    # GIVEN a provider slower than the invocation's remaining time, and retries configured
+    fake_provider.script("openai.chat", Reply(delay_s=3.0), Reply(delay_s=3.0))
+    config = {"provider": "openai", "custom_host": fake_provider.base_url + "/v1", "retry": {"attempts": 3}}
+    event = make_event("http_api", "POST", "/v1/chat/completions", body=CHAT,
+                       headers={"x-portkey-config": json.dumps(config), "authorization": f"Bearer {KEY}"})
+    # WHEN the handler runs
+    r = parse_result(json.loads(json.dumps(handlers["chat_completions"](event, ShortContext()))))
+    # THEN it answers before Lambda would kill it, with a 504 rather than running on (billed)
+    err = assert_openai_error(r, 504, "gateway_timeout", top=frozenset({"error", "provider"}))
+    assert "time" in err["message"]
+    assert len(fake_provider.requests) == 1  # no retry was started past the deadline

@@ -68,3 +68,24 @@ def test_deeply_nested_queries_are_refused_not_a_recursion_error():
     for _ in range(10):
         shallow = {"$or": [shallow]}
     assert compile_query(shallow, "q")({"metadata": {"a": "1"}}) is True
+
+
+# Metadata values arrive as strings; the reference compares parseFloat of both sides
+# (docs/reference-behaviour.md §15).
+@pytest.mark.parametrize("op, value, arg, expected", [
+    ("$gt", "10", 9, True), ("$gt", "10", "9", True), ("$lt", 5, "10", True),
+    ("$gte", "7", 7, True), ("$lte", "7.5", 7, False), ("$gt", "10abc", 9, True),
+    ("$gt", "abc", 1, False), ("$lt", "abc", 1, False), ("$gt", "", -1, False),
+    ("$gt", "b", "a", False), ("$gt", True, 0, False), ("$gt", " 2e3", 1999, True),
+])
+def test_relational_operators_compare_numbers_as_the_reference_does(op, value, arg, expected):
+    query = compile_query({"metadata.v": {op: arg}}, "q")
+    assert query({"metadata": {"v": value}}) is expected
+
+
+@pytest.mark.parametrize("query, value, expected", [
+    ({"$eq": 5}, "5", False), ({"$eq": 5}, 5, True), ({"$eq": 1}, True, False), ({"$ne": 1}, True, True),
+    ({"$in": [1, 2]}, True, False), ({"$in": ["5"]}, 5, False), ({"$nin": [0]}, False, True),
+])
+def test_equality_is_strict(query, value, expected):
+    assert compile_query({"metadata.v": query}, "q")({"metadata": {"v": value}}) is expected

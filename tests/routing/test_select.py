@@ -42,6 +42,9 @@ def test_all_zero_weights_pick_uniformly():
 
 def test_same_seed_same_choices():
     ts = targets(1, 1, 1)
-    a = [weighted_pick(ts, random.Random(5)).name for _ in range(1)]
-    b = [weighted_pick(ts, random.Random(5)).name for _ in range(1)]
-    assert a == b
+    seeded_a, seeded_b = random.Random(5), random.Random(5)
+    a = [weighted_pick(ts, seeded_a).name for _ in range(200)]
+    b = [weighted_pick(ts, seeded_b).name for _ in range(200)]
+    assert a == b and set(a) == {"0", "1", "2"}
+    other = random.Random(6)
+    assert [weighted_pick(ts, other).name for _ in range(200)] != a  # the seed, not luck, decides

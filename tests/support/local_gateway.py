@@ -7,14 +7,14 @@ import random
 import socket
 import threading
 import time
+from dataclasses import replace
 
 import uvicorn
 
 from aigw.adapters.asgi import GatewayApp
 from aigw.adapters.http_protocol import bounded_protocol
-from aigw.adapters.routes import ROUTES
-from aigw.auth import authenticator_for
 from aigw.gateway import Gateway
+from aigw.routes import ROUTES
 from aigw.settings import Settings
 
 
@@ -40,10 +40,8 @@ class LocalGateway:
     def __init__(self, settings: Settings | None = None, seed: int = 1234, client: str = "aiohttp") -> None:
         self.sleeps = Sleeps()
         settings = settings or Settings()
-        self.gateway = Gateway(
-            settings=settings, auth=authenticator_for(settings.auth_mode), rng=random.Random(seed), sleep=self.sleeps,
-            default_client=client,
-        )
+        settings = replace(settings, upstream_client=client)
+        self.gateway = Gateway(settings=settings, rng=random.Random(seed), sleep=self.sleeps)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

@@ -1,7 +1,10 @@
 import pytest
 
-from aigw.upstream.aiohttp_transport import AiohttpTransport, _proxies_configured
+from aigw.upstream.aiohttp_transport import AiohttpTransport
 from aigw.upstream.transport import TransportError
+from tests.upstream.raw_server import RawServer
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
 
 
 async def read_all(response):
@@ -10,19 +13,9 @@ async def read_all(response):
         parts.append(chunk)
     return b"".join(parts)
 
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-
-
-def test_proxy_lookup_only_when_a_proxy_is_configured(monkeypatch):
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    assert _proxies_configured() is False
-    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
-    assert _proxies_configured() is True
-
 
 async def test_connection_refused_is_a_transport_error_and_the_pool_is_reused(fake_provider):
-    transport = AiohttpTransport(frozenset({"127.0.0.1"}), pool_size=4, connect_timeout_s=5)
+    transport = AiohttpTransport(frozenset({"127.0.0.1"}), pool_size=4, pool_per_host=4, connect_timeout_s=5)
     for _ in range(3):
         r = await transport.request("GET", fake_provider.base_url + "/v1/models", {"authorization": "Bearer sk-x-0123456"}, None)
         assert r.status == 200 and (await read_all(r)).startswith(b"{")
@@ -31,3 +24,22 @@ async def test_connection_refused_is_a_transport_error_and_the_pool_is_reused(fa
     with pytest.raises(TransportError):
         await transport.request("GET", "http://127.0.0.1:1/v1/models", {}, None)
     await transport.close()
+
+
+async def test_the_proxy_comes_from_proxy_env_not_aiohttps_per_request_lookup(monkeypatch):
+    # GIVEN a "proxy" (it answers the absolute-URL request itself)
+    server = RawServer()
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    transport = AiohttpTransport(frozenset({"127.0.0.1"}), pool_size=4, pool_per_host=4, connect_timeout_s=5)
+    # WHEN a plain-http provider is called
+    response = await transport.request("GET", "http://127.0.0.1:9/v1/models", {}, None)
+    assert response.status == 200 and await read_all(response) == b"{}"
+    # THEN the proxy was asked in absolute form for the checked address, Host naming the target
+    head = server.requests[0][0]
+    assert head.startswith(b"GET http://127.0.0.1:9/v1/models HTTP/1.1\r\n")
+    assert b"\r\nHost: 127.0.0.1:9\r\n" in head + b"\r\n"
+    assert transport._session.trust_env is False
+    await transport.close()
+    server.close()

@@ -2,33 +2,45 @@
 
 Raw ASGI rather than a framework: the forwarding path is one dict lookup and two sends,
 and a framework measured ~0.4 ms per request here for routing we do not need. It enforces
-the size limits, maps unknown routes to 404 and wrong methods to 405, and turns any error
-into the OpenAI error shape (an unexpected one is logged without request data and
-answered 500 with no detail).
+the size limits, maps unknown routes to 404 and wrong methods to 405, makes the request's
+``RequestContext`` (with the Lambda invocation's deadline when Mangum passes one), turns any
+error into the route's error format (an unexpected one is logged without request data and
+answered 500 with no detail), and completes the context once the response is over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from aigw.errors import GatewayError, HeadersTooLarge, MethodNotAllowed, NotFound, PayloadTooLarge
+from aigw.context import Completion, RequestContext, trace_id_from
+from aigw.errors import (
+    ErrorFormat,
+    GatewayError,
+    HeadersTooLarge,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    render_stream_error,
+)
 from aigw.gateway import Gateway
 from aigw.request import GatewayRequest
 from aigw.response import GatewayResponse, error_response
-from aigw.upstream.sse import sse_error_event
+from aigw.routes import RouteSpec, RouteTable
 
-Endpoint = Callable[[GatewayRequest, Gateway], Awaitable[GatewayResponse]]
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("aigw")
+# Time kept back from a Lambda invocation's remaining time to send the answer after the work.
+DEADLINE_MARGIN_S = 0.5
 
 
-def _log_bug(where: str, exc: BaseException) -> None:
+def log_bug(where: str, exc: BaseException) -> None:
     """Log an unexpected error by type and code location only: its message may carry request data."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
@@ -82,66 +94,90 @@ async def _wait_gone(receive: Receive) -> None:
         pass
 
 
-async def _send_response(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None) -> None:
-    headers = _raw_headers(response.headers)
-    if response.stream is None:
-        headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
-        return
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+def _deadline(scope: Scope) -> float | None:
+    """The Lambda invocation's end (Mangum puts its context in the scope), less a margin."""
+    context = scope.get("aws.context")
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    try:
+        left_ms = float(remaining())
+    except (TypeError, ValueError):
+        return None
+    return time.monotonic() + max(0.0, left_ms / 1000 - DEADLINE_MARGIN_S)
+
+
+async def _send_stream(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None,
+                       fmt: ErrorFormat) -> Completion:
     stream = response.stream
-    chunks = stream.__aiter__()
-    left = False
+    assert stream is not None
+    await send({"type": "http.response.start", "status": response.status, "headers": _raw_headers(response.headers)})
+    how = Completion.SENT
+    pending: asyncio.Future[bytes] | None = None
     try:
         while True:
             # Race each chunk against the client leaving: an abandoned stream releases its
             # upstream at once, not when the provider next sends something.
-            pending = asyncio.ensure_future(chunks.__anext__())
+            pending = asyncio.ensure_future(stream.__anext__())
             if gone is not None:
                 await asyncio.wait((pending, gone), return_when=asyncio.FIRST_COMPLETED)
                 if not pending.done():
-                    pending.cancel()
-                    left = True
+                    how = Completion.CLIENT_GONE
                     break
             try:
-                chunk = await pending
+                chunk = pending.result() if pending.done() else await pending
             except StopAsyncIteration:
+                pending = None
                 break
+            pending = None
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except Exception as exc:  # a bug in a transform: end the stream visibly, not silently
-        _log_bug("stream", exc)
-        failed = sse_error_event("internal gateway error while streaming")
+        log_bug("stream", exc)
+        how = Completion.FAILED
+        failed = render_stream_error(GatewayError("internal gateway error while streaming",
+                                                  code="stream_interrupted"), fmt)
         await send({"type": "http.response.body", "body": failed, "more_body": True})
     finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    if not left:
+        if pending is not None and not pending.done():
+            # The generator is still running its read: cancel it and wait until it has stopped,
+            # or closing it below fails ("asynchronous generator is already running").
+            pending.cancel()
+            await asyncio.wait((pending,))
+        if pending is not None and pending.done() and not pending.cancelled():
+            pending.exception()  # retrieved, so asyncio does not log it as never retrieved
+        await stream.aclose()
+    if how is not Completion.CLIENT_GONE:
         await send({"type": "http.response.body", "body": b""})
+    return how
+
+
+async def _send_response(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None,
+                         fmt: ErrorFormat) -> Completion:
+    if response.stream is not None:
+        return await _send_stream(response, send, gone, fmt)
+    headers = _raw_headers(response.headers)
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+    return Completion.SENT
 
 
 class GatewayApp:
-    """An ASGI app over a route table ``{path: {method: endpoint}}``."""
+    """An ASGI app over a ``RouteTable``, or over one fixed route (a per-route function)."""
 
-    def __init__(self, routes: Mapping[str, Mapping[str, Endpoint]], gateway: Gateway | None = None,
-                 *, fixed: Endpoint | None = None) -> None:
+    def __init__(self, routes: RouteTable | RouteSpec, gateway: Gateway | None = None) -> None:
         self.routes = routes
-        # A single-route function (behind API Gateway, which already routed) uses `fixed`.
-        self.fixed = fixed
         # Settings are read here, at start-up, so a misconfiguration fails the start, not a request.
         self.gateway = gateway if gateway is not None else Gateway.from_env()
 
-    def _endpoint(self, method: str, path: str) -> Endpoint:
-        if self.fixed is not None:
-            return self.fixed
-        by_method = self.routes.get(path.rstrip("/") or "/")
-        if by_method is None:
-            raise NotFound(f"no route for {method} {path}")
-        endpoint = by_method.get(method)
-        if endpoint is None:
-            raise MethodNotAllowed(f"{method} is not allowed on {path}; allowed: {', '.join(sorted(by_method))}")
-        return endpoint
+    def _route(self, method: str, path: str) -> tuple[RouteSpec, Mapping[str, str]]:
+        routes = self.routes
+        if isinstance(routes, RouteTable):
+            return routes.resolve(method, path)
+        # One function per route: API Gateway already routed by path; the method is still checked.
+        if method != routes.method:
+            raise MethodNotAllowed(f"{method} is not allowed on {path}; allowed: {routes.method}")
+        return routes, routes.match(path) or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -154,46 +190,71 @@ class GatewayApp:
             return
         gw = self.gateway
         gone: asyncio.Future[None] | None = None
+        ctx: RequestContext | None = None
+        fmt = ErrorFormat.OPENAI
+        how = Completion.FAILED
         try:
             try:
                 headers = _headers(scope, gw.settings.max_header_bytes)
-                endpoint = self._endpoint(scope["method"], scope["path"])
+                spec, params = self._route(scope["method"], scope["path"])
+                fmt = spec.error_format
                 body = await _read_body(receive, headers, gw.settings.max_body_bytes)
-                request = GatewayRequest(
-                    scope["method"], scope["path"], headers, body, scope.get("query_string", b"").decode("latin-1")
-                )
-                # A client that leaves cancels the work: no retries, fallbacks or generations
-                # that nobody will read. (A callback, not a second task: this is the hot path.)
-                gone = asyncio.ensure_future(_wait_gone(receive))
-                working = asyncio.current_task()
-                assert working is not None
-                in_endpoint = [True]
-
-                def cancel_work(_: object) -> None:
-                    if in_endpoint[0]:
-                        working.cancel()
-
-                gone.add_done_callback(cancel_work)
-                try:
-                    response = await endpoint(request, gw)
-                except asyncio.CancelledError:
-                    if gone.done() and not gone.cancelled():
-                        return  # the client left
-                    raise
-                finally:
-                    in_endpoint[0] = False
-                    gone.remove_done_callback(cancel_work)
+                request = GatewayRequest(scope["method"], scope["path"], headers, body,
+                                         scope.get("query_string", b"").decode("latin-1"), params)
+                ctx = RequestContext(request, trace_id_from(headers), fmt, _deadline(scope))
+                response = await self._run(spec, ctx, gw, receive)
+                if response is None:
+                    how = Completion.CLIENT_GONE
+                    return
+                gone = self._gone
             except _ClientGone:
+                how = Completion.CLIENT_GONE
                 return
             except GatewayError as exc:
-                response = error_response(exc)
+                response = error_response(exc, fmt)
             except Exception as exc:  # a bug: log its type and place only (never request data), answer 500
-                _log_bug(f"{scope.get('method')} {scope.get('path')}", exc)
-                response = error_response(GatewayError("internal gateway error"))
-            await _send_response(response, send, gone)
+                log_bug(f"{scope.get('method')} {scope.get('path')}", exc)
+                response = error_response(GatewayError("internal gateway error"), fmt)
+            if ctx is not None:
+                response.headers.setdefault("x-portkey-trace-id", ctx.trace_id)
+                if ctx.status is None:
+                    ctx.status = response.status
+            how = await _send_response(response, send, gone, fmt)
         finally:
             if gone is not None:
                 gone.cancel()
+            if ctx is not None:
+                ctx.complete(how)
+
+    async def _run(self, spec: RouteSpec, ctx: RequestContext, gw: Gateway,
+                   receive: Receive) -> GatewayResponse | None:
+        """Run the handler; a client that leaves cancels the work (no retries, fallbacks or
+        generations nobody will read). None: the client left. A callback, not a second task:
+        this is the hot path."""
+        gone = asyncio.ensure_future(_wait_gone(receive))
+        self._gone: asyncio.Future[None] | None = gone
+        working = asyncio.current_task()
+        assert working is not None
+        in_handler = True
+
+        def cancel_work(_: object) -> None:
+            if in_handler:
+                working.cancel()
+
+        gone.add_done_callback(cancel_work)
+        try:
+            return await spec.handler()(ctx, gw)
+        except asyncio.CancelledError:
+            if gone.done() and not gone.cancelled():
+                # Our own cancellation, caught and not passed on: undo it, or the task stays
+                # marked cancelled and a later `asyncio.timeout` in it would misfire.
+                working.uncancel()
+                gone.cancel()
+                return None
+            raise
+        finally:
+            in_handler = False
+            gone.remove_done_callback(cancel_work)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

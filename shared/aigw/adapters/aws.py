@@ -4,36 +4,83 @@ Mangum adapts the event to ASGI and back; its event loop lives as long as the ex
 environment, so the shared upstream connection pool survives between invocations. API
 Gateway buffers, so a stream is delivered as one complete SSE body here; the streaming
 Function URL runs the same ASGI app behind the Lambda Web Adapter instead (see template.yaml).
+
+Around Mangum: an event it cannot read is answered 400 in the OpenAI shape (not API Gateway's
+generic 500), and an answer larger than Lambda's 6 MB synchronous limit becomes a clean 502
+that points to the streaming URL (Lambda would fail the invocation instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 from mangum import Mangum
 
-from aigw.adapters.asgi import Endpoint, GatewayApp
+from aigw.adapters.asgi import GatewayApp, log_bug
+from aigw.adapters.lambda_events import event_problem
+from aigw.errors import GatewayError, InvalidRequest, ResponseTooLarge, render_error
 from aigw.gateway import Gateway
+from aigw.routes import RouteSpec, RouteTable
+from aigw.settings import LAMBDA_ROUTE, LAMBDA_SYNC_RESPONSE_LIMIT
+
+log = logging.getLogger("aigw")
+LambdaHandler = Callable[[Any, Any], dict[str, Any]]
 
 
-def http_handler(endpoint: Endpoint, gateway: Gateway | None = None, *, upstream: bool = True) -> Any:
+class InvalidEvent(InvalidRequest):
+    code = "invalid_event"
+
+
+def _answer(exc: GatewayError) -> dict[str, Any]:
+    return {"statusCode": exc.status, "headers": {"content-type": "application/json"},
+            "body": render_error(exc).decode(), "isBase64Encoded": False}
+
+
+class LambdaHttpHandler:
+    """``handler(event, context)``: validate, run the app through Mangum, bound the answer."""
+
+    def __init__(self, app: GatewayApp, response_limit: int = LAMBDA_SYNC_RESPONSE_LIMIT) -> None:
+        self.app = app
+        self._mangum = Mangum(app, lifespan="off")
+        self._limit = response_limit
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        problem = event_problem(event)
+        if problem is not None:
+            return _answer(InvalidEvent(f"the request could not be read: {problem}"))
+        try:
+            result: dict[str, Any] = self._mangum(event, context)
+        except Exception as exc:  # a bug: never a raw invocation error (API Gateway's bare 500)
+            log_bug("lambda handler", exc)
+            return _answer(GatewayError("internal gateway error"))
+        if len(orjson.dumps(result)) > self._limit:
+            return _answer(ResponseTooLarge(
+                "the answer is larger than Lambda's 6 MB response limit; use the streaming Function URL "
+                "for large answers"))
+        return result
+
+
+def http_handler(route: RouteSpec, gateway: Gateway | None = None, *, upstream: bool = True) -> LambdaHttpHandler:
     """A Lambda handler serving one route (API Gateway has already routed the request).
 
     One request at a time per execution environment: the http.client transport serves it
     without aiohttp's ~210 ms import (``UPSTREAM_CLIENT`` overrides). With ``upstream`` the
-    transport (and its TLS context) is built during init, not on the first request.
+    route's code and the transport (and its TLS context) are loaded during init, not on the
+    first request.
     """
     if gateway is None:
-        gateway = Gateway.from_env(default_client="stdlib")
+        gateway = Gateway.from_env(shell=LAMBDA_ROUTE)
+    route.handler()  # imported now: the cold start is paid in init
     if upstream:
         gateway.transport  # noqa: B018 - built now, so the cold start is paid in init
-    app = GatewayApp({}, gateway, fixed=endpoint)
-    return Mangum(app, lifespan="off")
+    return LambdaHttpHandler(GatewayApp(route, gateway))
 
 
-def router_handler(routes: Mapping[str, Mapping[str, Endpoint]], gateway: Gateway | None = None) -> Any:
+def router_handler(routes: RouteTable, gateway: Gateway | None = None) -> LambdaHttpHandler:
     """A Lambda handler that routes by path and method itself (API Gateway's $default route)."""
     if gateway is None:
-        gateway = Gateway.from_env(default_client="stdlib")
-    return Mangum(GatewayApp(routes, gateway), lifespan="off")
+        gateway = Gateway.from_env(shell=LAMBDA_ROUTE)
+    return LambdaHttpHandler(GatewayApp(routes, gateway))

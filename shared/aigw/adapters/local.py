@@ -1,27 +1,41 @@
 """The local shell: every route in one process on http://127.0.0.1:8787 (``make run``).
 
-Also what the Lambda Web Adapter starts for the streaming Function URL (``PORT=8080``).
+Also what the Lambda Web Adapter starts for the streaming Function URL
+(``python -m aigw.adapters.local --shell lambda-stream``, ``PORT=8080``): the same server
+with the Lambda defaults (no trusted custom hosts: there, loopback is the runtime's own API).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from aigw.adapters.asgi import GatewayApp
-from aigw.adapters.routes import ROUTES
+from aigw.gateway import Gateway
+from aigw.routes import ROUTES
+from aigw.settings import AZURE, LAMBDA_STREAM, LOCAL, Settings, ShellDefaults
+
+SHELLS: dict[str, ShellDefaults] = {s.name: s for s in (LOCAL, LAMBDA_STREAM, AZURE)}
+_SHELL_ENV = "AIGW_LOCAL_SHELL"  # carries --shell into uvicorn's app factory
 
 
 def create_app() -> GatewayApp:
-    return GatewayApp(ROUTES)
+    shell = SHELLS[os.environ.get(_SHELL_ENV, LOCAL.name)]
+    return GatewayApp(ROUTES, Gateway.from_env(shell=shell))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from aigw.adapters.http_protocol import bounded_protocol
-    from aigw.settings import Settings
 
-    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(prog="python -m aigw.adapters.local")
+    parser.add_argument("--shell", choices=sorted(SHELLS), default=LOCAL.name,
+                        help="which platform's defaults to use (default: local)")
+    args = parser.parse_args(argv)
+    shell = SHELLS[args.shell]
+    settings = Settings.from_env(shell=shell)  # a misconfiguration fails here, before listening
+    os.environ[_SHELL_ENV] = shell.name
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8787"))
     print(f"aigw listening on http://{host}:{port}", flush=True)

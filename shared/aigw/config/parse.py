@@ -6,7 +6,8 @@ the error paths (``targets[1].weight``) are what users need. Results are immutab
 cached by the header's text, so a config is parsed once per execution environment.
 
 Unknown keys are kept as provider options rather than refused, so configs written for the
-documented gateway (with fields this gateway applies elsewhere, e.g. cache or hooks) load.
+documented gateway load. Features this deployment does not run yet (sticky sessions, caching,
+hooks and guardrails) are refused with a 400 when turned on (``config.features``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from aigw.config import features
+from aigw.config.features import HOOK_KEYS
 from aigw.config.model import DEFAULT_RETRY_STATUS, MODES, Condition, RetryPolicy, Sticky, Strategy, Target
 from aigw.custom_host import check_custom_host
 from aigw.errors import InvalidConfig, UnknownProvider
@@ -27,7 +30,8 @@ from aigw.routing.conditions import compile_query
 MAX_DEPTH = 8
 MAX_TARGETS = 64
 MAX_RETRY_ATTEMPTS = 5
-HOOK_KEYS = ("before_request_hooks", "after_request_hooks", "input_guardrails", "output_guardrails")
+# Longer provider keys are refused: every answer is scanned for the keys it could echo.
+MAX_API_KEY_LENGTH = 8192
 _NODE_KEYS = frozenset(
     {"strategy", "targets", "name", "weight", "provider", "api_key", "virtual_key", "custom_host",
      "forward_headers", "request_timeout", "retry", "override_params", "cache", *HOOK_KEYS}
@@ -43,6 +47,29 @@ class _Inherited:
     forward_headers: tuple[str, ...] = ()
     request_timeout_ms: int | None = None
     hooks: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """The fields every node has, whether it routes (strategy) or names a provider (leaf)."""
+
+    path: str
+    name: str | None
+    weight: float
+    custom_host: str | None
+    forward_headers: tuple[str, ...]
+    request_timeout_ms: int | None
+    retry: RetryPolicy | None
+    override_params: Mapping[str, Any]
+    cache: Mapping[str, Any] | None
+    hooks: Mapping[str, Any]
+
+    def target(self, **own: Any) -> Target:
+        return Target(
+            path=self.path, name=self.name, weight=self.weight, custom_host=self.custom_host,
+            forward_headers=self.forward_headers, request_timeout_ms=self.request_timeout_ms, retry=self.retry,
+            override_params=self.override_params, cache=self.cache, hooks=self.hooks, **own,
+        )
 
 
 def _param(path: str, key: str | None = None) -> str:
@@ -90,7 +117,10 @@ def _sticky(value: Any, where: str) -> Sticky:
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise InvalidConfig("must be a list of field paths", param=f"{where}.hash_fields")
     ttl = value.get("ttl", 300)
-    return Sticky(value["enabled"], tuple(fields), _positive_int(ttl, f"{where}.ttl"))
+    sticky = Sticky(value["enabled"], tuple(fields), _positive_int(ttl, f"{where}.ttl"))
+    if sticky.enabled:
+        features.refuse_if_disabled(features.STICKY, where, "sticky load balancing (strategy.sticky)")
+    return sticky
 
 
 def _strategy(value: Any, where: str) -> Strategy:
@@ -128,12 +158,15 @@ def _header_safe(value: str) -> bool:
     return not any(c in value for c in "\r\n\0") and all(ord(c) < 256 for c in value)
 
 
-def _optional_str(node: Mapping[str, Any], key: str, path: str, *, header: bool = False) -> str | None:
+def _optional_str(node: Mapping[str, Any], key: str, path: str, *, header: bool = False,
+                  max_length: int | None = None) -> str | None:
     value = node.get(key)
     if value is not None and not isinstance(value, str):
         raise InvalidConfig("must be a string", param=_param(path, key))
     if header and value is not None and not _header_safe(value):
         raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=_param(path, key))
+    if max_length is not None and value is not None and len(value) > max_length:
+        raise InvalidConfig(f"must be at most {max_length} characters", param=_param(path, key))
     return value
 
 
@@ -150,7 +183,10 @@ def _inherit(node: Mapping[str, Any], path: str, up: _Inherited, trusted: frozen
     cache = node.get("cache")
     if cache is not None and not isinstance(cache, Mapping):
         raise InvalidConfig("must be an object", param=_param(path, "cache"))
+    if cache is not None:
+        features.check_cache(cache, _param(path, "cache"))
     timeout = node.get("request_timeout")
+    features.check_hooks(node, lambda key: _param(path, key))
     hooks = {k: node[k] for k in HOOK_KEYS if k in node}
     return _Inherited(
         override_params={**up.override_params, **(overrides or {})},
@@ -177,7 +213,7 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
         raise InvalidConfig(f"targets nest deeper than {MAX_DEPTH} levels", param=_param(path))
     here = _inherit(node, path, up, trusted)
     name = _optional_str(node, "name", path)
-    common = dict(
+    shared = _Shared(
         path=path, name=name, weight=_weight(node, path), custom_host=here.custom_host,
         forward_headers=here.forward_headers, request_timeout_ms=here.request_timeout_ms, retry=here.retry,
         override_params=here.override_params, cache=here.cache, hooks=here.hooks,
@@ -193,7 +229,7 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
             _node(child, f"{path}.targets[{i}]", here, trusted, depth + 1) for i, child in enumerate(raw_targets)
         )
         _check_names(strategy, children, path)
-        return Target(strategy=strategy, targets=children, **common)
+        return shared.target(strategy=strategy, targets=children)
     provider = _optional_str(node, "provider", path)
     virtual_key = _optional_str(node, "virtual_key", path, header=True)
     if not provider and not virtual_key:
@@ -204,9 +240,10 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
     for key, value in options.items():
         if isinstance(value, str) and not _header_safe(value):
             raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=_param(path, key))
-    return Target(
-        provider=provider, api_key=_optional_str(node, "api_key", path, header=True), virtual_key=virtual_key,
-        options=options, **common,
+    return shared.target(
+        provider=provider, virtual_key=virtual_key,
+        api_key=_optional_str(node, "api_key", path, header=True, max_length=MAX_API_KEY_LENGTH),
+        options=options,
     )
 
 
@@ -221,24 +258,27 @@ def _check_names(strategy: Strategy, children: tuple[Target, ...], path: str) ->
         raise InvalidConfig(f"no target named {strategy.default!r}", param=_param(path, "strategy.default"))
 
 
-def parse_config(config: Any, trusted_hosts: frozenset[str]) -> Target:
-    """Validate a decoded config object and return its resolved target tree."""
+def parse_config(config: Any, trusted_hosts: frozenset[str], default_timeout_ms: int | None = None) -> Target:
+    """Validate a decoded config object and return its resolved target tree.
+
+    ``default_timeout_ms`` (from ``x-portkey-request-timeout``) applies wherever the config
+    itself sets no ``request_timeout``, as in the reference gateway.
+    """
     if not isinstance(config, Mapping):
         raise InvalidConfig("config must be a JSON object", param="config")
-    return _node(config, "config", _Inherited(), trusted_hosts, 0)
+    return _node(config, "config", _Inherited(request_timeout_ms=default_timeout_ms), trusted_hosts, 0)
+
+
+def is_inline_config(raw: str) -> bool:
+    """An inline JSON config, as opposed to a saved config's id (``pc-...``)."""
+    return raw.lstrip().startswith("{")
 
 
 @lru_cache(maxsize=512)
-def parse_config_header(raw: str, trusted_hosts: frozenset[str]) -> Target:
-    """Parse ``x-portkey-config`` text; cached, since a deployment sends few distinct configs."""
-    text = raw.strip()
-    if not text.startswith("{"):
-        raise InvalidConfig(
-            "x-portkey-config must be an inline JSON object; saved config ids need the control plane",
-            param="x-portkey-config",
-        )
+def parse_config_text(raw: str, trusted_hosts: frozenset[str], default_timeout_ms: int | None = None) -> Target:
+    """Parse an inline config's JSON text; cached, since a deployment sends few distinct configs."""
     try:
-        config = orjson.loads(text)
+        config = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidConfig(f"x-portkey-config is not valid JSON: {exc}", param="x-portkey-config") from None
-    return parse_config(config, trusted_hosts)
+    return parse_config(config, trusted_hosts, default_timeout_ms)

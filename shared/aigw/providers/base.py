@@ -1,9 +1,12 @@
-"""What a provider is: URLs and headers, and one ``Endpoint`` per gateway endpoint.
+"""What a provider is: URLs and headers, and one ``ProviderEndpoint`` per endpoint kind.
 
 A provider lives in its own folder (``api.py`` for URLs and headers, one module per
 endpoint transform) and exports ``PROVIDER``; the registry names it in one line. An
 endpoint whose provider speaks OpenAI's format leaves the transforms unset, and the
 request and response bytes pass through untouched (the fast path).
+
+Transforms raise ``MalformedResponse`` (or fail reading an unexpected shape) when a 2xx is
+not what the provider documents; the call then counts as failed, so a fallback moves on.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aigw.config.model import Target
+from aigw.kinds import EndpointKind
 
 Json = dict[str, Any]
-ENDPOINTS = ("chat", "completions", "embeddings", "models")
+
+
+class MalformedResponse(ValueError):
+    """A provider's 2xx body is not the shape its API documents."""
 
 
 class StreamTransformer(Protocol):
@@ -31,7 +38,7 @@ class StreamTransformer(Protocol):
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class ProviderEndpoint:
     path: str
     method: str = "POST"
     # OpenAI-shaped request body -> provider body. None: the body is forwarded as it came.
@@ -58,15 +65,15 @@ class Provider:
     name: str
     base_url: Callable[[Target], str]
     auth_headers: Callable[[str, Target], dict[str, str]]
-    endpoints: Mapping[str, Endpoint]
+    endpoints: Mapping[EndpointKind, ProviderEndpoint]
     parse_error: Callable[[Json], ProviderError | None]
     requires_api_key: bool = True
     # Extra headers from provider options (organisation, API version, beta flags, ...).
     extra_headers: Callable[[Target], dict[str, str]] = field(default=lambda target: {})
     # Builds the full URL; the default joins base URL and endpoint path.
-    url: Callable[[Provider, Target, Endpoint, Json], str] | None = None
+    url: Callable[[Provider, Target, ProviderEndpoint, Json], str] | None = None
 
-    def endpoint_url(self, target: Target, endpoint: Endpoint, body: Json) -> str:
+    def endpoint_url(self, target: Target, endpoint: ProviderEndpoint, body: Json) -> str:
         if self.url is not None:
             return self.url(self, target, endpoint, body)
         return self.base_url(target) + endpoint.path

@@ -31,4 +31,5 @@ def get_provider(name: str) -> Provider:
     module = _MODULES.get(name)
     if module is None:
         raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(_MODULES)}", param="x-portkey-provider")
-    return import_module(module).PROVIDER
+    provider: Provider = import_module(module).PROVIDER
+    return provider

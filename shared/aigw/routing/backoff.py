@@ -9,7 +9,7 @@ from collections.abc import Mapping
 def backoff_ms(retry_number: int, base_ms: int, cap_ms: int, rng: random.Random) -> float:
     """Delay before retry ``retry_number`` (1-based): uniform in [0, min(cap, base * 2**(n-1))]."""
     ceiling = min(cap_ms, base_ms * (2 ** (retry_number - 1)))
-    return rng.random() * ceiling
+    return float(rng.random() * ceiling)
 
 
 def retry_after_ms(headers: Mapping[str, str], now_s: float) -> float | None:

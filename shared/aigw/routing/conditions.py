@@ -10,6 +10,7 @@ cannot stall a worker the way a backtracking engine can.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,35 +36,59 @@ def lookup(context: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def _comparable(a: Any, b: Any) -> bool:
-    numeric = (int, float)
+# The longest leading number, as JavaScript's parseFloat reads one ("10abc" -> 10, " 2e3" -> 2000).
+_LEADING_NUMBER = re.compile(r"\s*([+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))")
+
+
+def _number(value: Any) -> float | None:
+    """The reference compares ``parseFloat(actual)`` with ``parseFloat(expected)``: numbers as they
+    are, strings by their leading number (metadata values arrive as strings); None is NaN."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = _LEADING_NUMBER.match(value)
+        return float(match.group(1).replace("Infinity", "inf")) if match else None
+    return None
+
+
+def _strict_equal(a: Any, b: Any) -> bool:
+    """JavaScript's ``===`` for JSON values: no coercion ("5" is not 5, true is not 1)."""
     if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool)
-    return (isinstance(a, numeric) and isinstance(b, numeric)) or (isinstance(a, str) and isinstance(b, str))
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    return bool(a == b)
 
 
 def _compile_operator(op: str, arg: Any, where: str) -> Callable[[Any], bool]:
     if op == "$eq":
-        return lambda v: v is not _MISSING and v == arg
+        return lambda v: v is not _MISSING and _strict_equal(v, arg)
     if op == "$ne":
-        return lambda v: v is _MISSING or v != arg
+        return lambda v: v is _MISSING or not _strict_equal(v, arg)
     if op in ("$in", "$nin"):
         if not isinstance(arg, list):
             raise InvalidConfig(f"{op} expects a list", param=where)
         members = list(arg)
         if op == "$in":
-            return lambda v: v is not _MISSING and v in members
-        return lambda v: v is _MISSING or v not in members
+            return lambda v: v is not _MISSING and any(_strict_equal(v, m) for m in members)
+        return lambda v: v is _MISSING or not any(_strict_equal(v, m) for m in members)
     if op in ("$gt", "$gte", "$lt", "$lte"):
         if isinstance(arg, bool) or not isinstance(arg, (int, float, str)):
             raise InvalidConfig(f"{op} expects a number or a string", param=where)
-        cmp = {
-            "$gt": lambda v: v > arg,
-            "$gte": lambda v: v >= arg,
-            "$lt": lambda v: v < arg,
-            "$lte": lambda v: v <= arg,
+        cmp: Callable[[Any, Any], bool] = {
+            "$gt": lambda a, b: a > b,
+            "$gte": lambda a, b: a >= b,
+            "$lt": lambda a, b: a < b,
+            "$lte": lambda a, b: a <= b,
         }[op]
-        return lambda v: v is not _MISSING and _comparable(v, arg) and cmp(v)
+
+        expected = _number(arg)
+
+        def relation(v: Any) -> bool:
+            actual = None if v is _MISSING else _number(v)
+            return actual is not None and expected is not None and cmp(actual, expected)
+
+        return relation
     if op == "$regex":
         if not isinstance(arg, str) or len(arg) > _MAX_PATTERN:
             raise InvalidConfig(f"$regex expects a pattern string of at most {_MAX_PATTERN} characters", param=where)
@@ -92,6 +117,12 @@ def _compile_field(path: str, spec: Any, where: str) -> Predicate:
 MAX_QUERY_DEPTH = 16
 
 
+def _combined(subs: list[Predicate], *, every: bool) -> Predicate:
+    if every:
+        return lambda ctx: all(s(ctx) for s in subs)
+    return lambda ctx: any(s(ctx) for s in subs)
+
+
 def compile_query(query: Any, where: str, depth: int = 0) -> Predicate:
     """Turn a query object into a predicate over ``{"metadata", "params", "url"}``."""
     if depth > MAX_QUERY_DEPTH:
@@ -104,8 +135,7 @@ def compile_query(query: Any, where: str, depth: int = 0) -> Predicate:
             if not isinstance(spec, list) or not spec:
                 raise InvalidConfig(f"{key} expects a non-empty list of queries", param=f"{where}.{key}")
             subs = [compile_query(q, f"{where}.{key}[{i}]", depth + 1) for i, q in enumerate(spec)]
-            combine = all if key == "$and" else any
-            parts.append(lambda ctx, subs=subs, combine=combine: combine(s(ctx) for s in subs))
+            parts.append(_combined(subs, every=key == "$and"))
         elif key.startswith("$"):
             raise InvalidConfig(f"unknown operator {key!r}", param=f"{where}.{key}")
         else:

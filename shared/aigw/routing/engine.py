@@ -102,8 +102,9 @@ async def _call_with_retries(leaf: Target, call: Call, env: RouterEnv) -> Outcom
             asked = retry_after_ms(attempt.headers, env.clock())
             if asked is not None:
                 if asked > env.retry_after_cap_ms:
-                    # The provider asks for longer than we will hold the client: answer now.
-                    return Outcome(attempt, leaf, retries)
+                    # The provider asks for longer than we will hold the client: answer now, and
+                    # say the retries ended on a failure (-1), as the reference reports it.
+                    return Outcome(attempt, leaf, -1)
                 wait_ms = asked
         await attempt.discard()
         await env.sleep(wait_ms / 1000)

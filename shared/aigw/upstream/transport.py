@@ -7,15 +7,26 @@
   Lambda functions, which serve one request at a time: importing aiohttp costs ~210 ms of
   a 300 ms cold-start budget there (half of it TLS contexts built at import), http.client ~20 ms.
 
-Both keep connections alive between requests of an execution environment, apply the
-connect-time SSRF check (``resolver``) and honour HTTP(S)_PROXY / NO_PROXY.
+Both keep connections alive between requests of an execution environment, bound their pool in
+total and per host (one host that never answers cannot take every connection), honour
+HTTP(S)_PROXY / NO_PROXY (``proxy_env``) and, unless built with ``trusted_hosts=None``, apply
+the connect-time SSRF check to every address they connect to, through a proxy too.
+
+``trusted_hosts=None`` is for the gateway's own infrastructure (control plane, queue, stores):
+operator-configured addresses that may be private, and never a client's input.
+
+Timeouts are the caller's: it wraps ``request`` and ``next_chunk`` in ``asyncio.timeout``.
+A cancelled call aborts its connection and frees its pool slot at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import import_module
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from aigw.upstream.pool_stats import PoolStats
 
 
 class TransportError(Exception):
@@ -39,15 +50,21 @@ class UpstreamResponse(Protocol):
 class Transport(Protocol):
     async def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> UpstreamResponse: ...
 
+    def pool_stats(self) -> PoolStats: ...
+
     async def close(self) -> None: ...
 
 
 _IMPLEMENTATIONS = {"aiohttp": "aigw.upstream.aiohttp_transport", "stdlib": "aigw.upstream.stdlib_transport"}
 
 
-def make_transport(name: str, trusted_hosts: frozenset[str], pool_size: int, connect_timeout_s: float) -> Transport:
+def make_transport(name: str, trusted_hosts: frozenset[str] | None, pool_size: int, pool_per_host: int,
+                   connect_timeout_s: float) -> Transport:
+    """``trusted_hosts``: what the SSRF guard lets through although private; None: no guard at all."""
     module = _IMPLEMENTATIONS.get(name)
     if module is None:
         raise ValueError(f"UPSTREAM_CLIENT must be one of {', '.join(_IMPLEMENTATIONS)}, got {name!r}")
     factory = import_module(module).create  # imported only when chosen: cold start
-    return factory(trusted_hosts=trusted_hosts, pool_size=pool_size, connect_timeout_s=connect_timeout_s)
+    transport: Transport = factory(trusted_hosts=trusted_hosts, pool_size=pool_size, pool_per_host=pool_per_host,
+                   connect_timeout_s=connect_timeout_s)
+    return transport

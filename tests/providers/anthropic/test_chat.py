@@ -14,7 +14,8 @@ import pytest
 from aigw.config.model import Target
 from aigw.providers.anthropic import PROVIDER
 from aigw.providers.anthropic.chat import DEFAULT_MAX_TOKENS, from_anthropic, to_anthropic
-from aigw.providers.base import ProviderError
+from aigw.providers.base import MalformedResponse, ProviderError
+from aigw.providers.params import MissingParam
 from aigw.providers.registry import get_provider
 
 T = Target(provider="anthropic")
@@ -287,9 +288,12 @@ def test_scalar_params(params: dict[str, Any], expected: dict[str, Any]) -> None
     assert rest == expected
 
 
-def test_model_passes_through_and_reference_default_applies_when_absent() -> None:
+def test_model_passes_through_and_is_required() -> None:
     assert req()["model"] == "claude-3-5-sonnet-20241022"
-    assert to_anthropic({"messages": [USER]}, T)["model"] == "claude-2.1"
+    # No silent default (the reference sends the retired claude-2.1): a clear 400 naming the param.
+    with pytest.raises(MissingParam) as info:
+        to_anthropic({"messages": [USER]}, T)
+    assert info.value.status == 400 and info.value.param == "model"
 
 
 def test_request_body_is_not_mutated() -> None:
@@ -404,11 +408,10 @@ def test_usage(usage: dict[str, Any], expected: dict[str, Any]) -> None:
     assert respond(message(usage=usage))["usage"] == expected
 
 
-def test_body_that_is_not_a_message_becomes_the_reference_error() -> None:
-    assert from_anthropic({"weird": True}, T) == {
-        "error": {"message": 'Invalid response received from anthropic: {"weird":true}', "type": None, "param": None, "code": None},
-        "provider": "anthropic",
-    }
+def test_body_that_is_not_a_message_is_malformed() -> None:
+    # The reference answers 200 with an error body; here the attempt fails (a fallback moves on).
+    with pytest.raises(MalformedResponse, match="Invalid response received from anthropic"):
+        from_anthropic({"weird": True}, T)
 
 
 # --------------------------------------------------------------------------- provider: URLs, headers, errors
@@ -433,7 +436,7 @@ def test_url(target: Target, url: str) -> None:
 @pytest.mark.parametrize(
     ("options", "headers"),
     [
-        ({}, {"anthropic-version": "2023-06-01", "anthropic-beta": "messages-2023-12-15"}),
+        ({}, {"anthropic-version": "2023-06-01"}),
         (
             {"anthropic_version": "2024-01-01", "anthropic_beta": "prompt-caching-2024-07-31"},
             {"anthropic-version": "2024-01-01", "anthropic-beta": "prompt-caching-2024-07-31"},

@@ -1,8 +1,9 @@
 """Anthropic's URLs, headers and error body.
 
-Headers as the reference gateway sends them: ``x-api-key``, ``anthropic-version`` (default
-2023-06-01) and ``anthropic-beta`` (default ``messages-2023-12-15``), the last two
-overridable per target (``x-portkey-anthropic-version`` / ``-beta`` or config fields).
+Headers: ``x-api-key``, ``anthropic-version`` (default 2023-06-01, overridable per target) and
+``anthropic-beta`` only when the client asks for a beta (``x-portkey-anthropic-beta`` or the
+``anthropic_beta`` config field). The reference sends a retired beta flag on every request;
+a beta changes the API's behaviour, so it is never turned on behind the client's back.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aigw.config.model import Target
+from aigw.kinds import EndpointKind
 from aigw.providers.anthropic import chat, chat_stream
-from aigw.providers.base import Endpoint, Json, Provider, ProviderError, openai_error_fields
+from aigw.providers.base import Json, Provider, ProviderEndpoint, ProviderError, openai_error_fields
 
 BASE_URL = "https://api.anthropic.com/v1"
 DEFAULT_VERSION = "2023-06-01"
-DEFAULT_BETA = "messages-2023-12-15"
 
 # Only chat exists for Anthropic here; the core answers 400 for the other endpoints.
 ENDPOINTS = {
-    "chat": Endpoint(
+    EndpointKind.CHAT: ProviderEndpoint(
         "/messages",
         request=chat.to_anthropic,
         response=chat.from_anthropic,
@@ -37,10 +38,11 @@ def auth_headers(api_key: str, target: Target) -> dict[str, str]:
 
 
 def extra_headers(target: Target) -> dict[str, str]:
-    return {
-        "anthropic-version": str(target.options.get("anthropic_version") or DEFAULT_VERSION),
-        "anthropic-beta": str(target.options.get("anthropic_beta") or DEFAULT_BETA),
-    }
+    headers = {"anthropic-version": str(target.options.get("anthropic_version") or DEFAULT_VERSION)}
+    beta = target.options.get("anthropic_beta")
+    if beta:
+        headers["anthropic-beta"] = str(beta)
+    return headers
 
 
 def parse_error(body: Json) -> ProviderError | None:

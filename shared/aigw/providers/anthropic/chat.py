@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from aigw.config.model import Target
-from aigw.providers.base import Json
+from aigw.providers.base import Json, MalformedResponse
 from aigw.providers.params import OMIT, ParamSpec, ParamTable, map_params
 
 PROVIDER_NAME = "anthropic"
@@ -255,7 +255,9 @@ def _stop(body: Mapping[str, Any]) -> Any:
 DEFAULT_MAX_TOKENS = 4096
 
 CHAT_PARAMS: ParamTable = {
-    "model": ParamSpec("model", default="claude-2.1"),
+    # No default model: Anthropic retires models, and a silent default would answer with one the
+    # client never chose (the reference defaults to the retired claude-2.1).
+    "model": ParamSpec("model", required=True),
     "messages": (ParamSpec("messages", transform=_messages), ParamSpec("system", transform=_system)),
     "tools": ParamSpec("tools", transform=_tools),
     "tool_choice": ParamSpec("tool_choice", transform=_tool_choice),
@@ -309,7 +311,7 @@ def _cache_fields(read: Any, created: Any) -> Json:
 def from_anthropic(body: Json, target: Target) -> Json:
     content = body.get("content")
     if not isinstance(content, list):
-        return invalid_response(body)
+        raise MalformedResponse(f"Invalid response received from {PROVIDER_NAME}: no content blocks")
     blocks = [b for b in content if isinstance(b, Mapping)]
     text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
     tool_calls = [
@@ -333,10 +335,3 @@ def from_anthropic(body: Json, target: Target) -> Json:
         "choices": [{"message": message, "index": 0, "logprobs": None, "finish_reason": finish_reason(body.get("stop_reason"))}],
         "usage": usage(body.get("usage")),
     }
-
-
-def invalid_response(body: Any) -> Json:
-    """A 2xx body that is not a Message, reported as the reference does (status unchanged)."""
-    detail = orjson.dumps(body).decode()
-    error = {"message": f"Invalid response received from {PROVIDER_NAME}: {detail}", "type": None, "param": None, "code": None}
-    return {"error": error, "provider": PROVIDER_NAME}

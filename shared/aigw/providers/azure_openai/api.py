@@ -11,15 +11,16 @@ from urllib.parse import quote
 
 from aigw.config.model import Target
 from aigw.errors import InvalidRequest
-from aigw.providers.base import Endpoint, Json, Provider, openai_error_fields
+from aigw.kinds import EndpointKind
+from aigw.providers.base import Json, Provider, ProviderEndpoint, openai_error_fields
 
 DEFAULT_API_VERSION = "2024-10-21"
 
 ENDPOINTS = {
-    "chat": Endpoint("/chat/completions"),
-    "completions": Endpoint("/completions"),
-    "embeddings": Endpoint("/embeddings"),
-    "models": Endpoint("/models", method="GET"),
+    EndpointKind.CHAT: ProviderEndpoint("/chat/completions"),
+    EndpointKind.COMPLETIONS: ProviderEndpoint("/completions"),
+    EndpointKind.EMBEDDINGS: ProviderEndpoint("/embeddings"),
+    EndpointKind.MODELS: ProviderEndpoint("/models", method="GET"),
 }
 
 
@@ -40,7 +41,7 @@ def base_url(target: Target) -> str:
     return f"https://{quote(resource, safe='')}.openai.azure.com/openai"
 
 
-def url(provider: Provider, target: Target, endpoint: Endpoint, body: Json) -> str:
+def url(provider: Provider, target: Target, endpoint: ProviderEndpoint, body: Json) -> str:
     version = _option(target, "api_version") or DEFAULT_API_VERSION
     query = f"?api-version={quote(version, safe='')}"
     if endpoint.path == "/models":

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from aigw.config.model import Target
-from aigw.providers.base import Endpoint, Provider, openai_error_fields
+from aigw.kinds import EndpointKind
+from aigw.providers.base import Provider, ProviderEndpoint, openai_error_fields
 
 BASE_URL = "https://api.openai.com/v1"
 
 # The gateway's endpoints are OpenAI's own: no transforms, bytes pass through.
 ENDPOINTS = {
-    "chat": Endpoint("/chat/completions"),
-    "completions": Endpoint("/completions"),
-    "embeddings": Endpoint("/embeddings"),
-    "models": Endpoint("/models", method="GET"),
+    EndpointKind.CHAT: ProviderEndpoint("/chat/completions"),
+    EndpointKind.COMPLETIONS: ProviderEndpoint("/completions"),
+    EndpointKind.EMBEDDINGS: ProviderEndpoint("/embeddings"),
+    EndpointKind.MODELS: ProviderEndpoint("/models", method="GET"),
 }
 
 

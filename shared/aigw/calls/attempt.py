@@ -1,0 +1,57 @@
+"""One attempt's result: an OpenAI-shaped success (body or open stream) or a gateway error.
+
+An attempt may be synthetic: a target that could not be called, or (later) one served from
+the cache or skipped because its circuit breaker is open. Routing reads only ``status``,
+``headers`` and ``discard``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aigw.config.model import Target
+from aigw.context import AttemptSource
+from aigw.errors import GatewayError
+
+if TYPE_CHECKING:
+    from aigw.calls.stream import ProviderStream
+    from aigw.providers.base import Provider
+
+
+@dataclass(eq=False)
+class Attempt:
+    target: Target
+    status: int
+    source: AttemptSource = AttemptSource.PROVIDER
+    provider: Provider | None = None
+    # The provider's response headers worth passing on (scrubbed when they leave).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Success: the OpenAI-shaped body, or the open stream of OpenAI SSE events.
+    body: bytes = b""
+    stream: ProviderStream | None = None
+    # Failure: what the client is told if routing ends here.
+    error: GatewayError | None = None
+    usage: Mapping[str, Any] | None = None
+    # The provider key this attempt used: scrubbed from whatever it returns.
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and 200 <= self.status < 300
+
+    @property
+    def provider_name(self) -> str | None:
+        return self.provider.name if self.provider is not None else self.target.provider
+
+    async def discard(self) -> None:
+        """Release the upstream response when routing moves on without this attempt."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    @classmethod
+    def failed(cls, target: Target, error: GatewayError, *, source: AttemptSource = AttemptSource.UNCALLABLE,
+               provider: Provider | None = None) -> Attempt:
+        return cls(target, error.status, source=source, provider=provider, error=error)

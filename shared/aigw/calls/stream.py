@@ -1,0 +1,93 @@
+"""A provider stream after routing committed to it: OpenAI SSE events, bounded in time.
+
+The first chunk was read before routing committed (a provider that fails before sending a
+byte can still be retried or fallen back from). From then on the stream belongs to the
+client: each later chunk must come within the idle timeout (the target's ``request_timeout``
+if shorter, and never past the request's deadline), and a stream that breaks or stalls ends
+with an error event, never silently and never retried. A provider that streams OpenAI's
+format is passed through line by line (``sse_passthrough``); others are transformed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from aigw.errors import ErrorFormat, GatewayError, UpstreamConnectionFailed, UpstreamTimeout, render_stream_error
+from aigw.providers.base import StreamTransformer
+from aigw.upstream.sse_passthrough import passthrough_sse
+from aigw.upstream.transport import TransportError, UpstreamResponse
+
+
+class StreamStalled(UpstreamTimeout):
+    code = "stream_idle_timeout"
+
+
+class StreamInterrupted(UpstreamConnectionFailed):
+    code = "stream_interrupted"
+
+
+class ProviderStream:
+    def __init__(self, response: UpstreamResponse, first_chunk: bytes, provider: str,
+                 transformer: StreamTransformer | None, idle_timeout_s: float, deadline: float | None) -> None:
+        self._response: UpstreamResponse | None = response
+        self._first = first_chunk
+        self._provider = provider
+        self._transformer = transformer
+        self._idle_s = idle_timeout_s
+        self._deadline = deadline
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None
+
+    def _wait_s(self) -> float:
+        if self._deadline is None:
+            return self._idle_s
+        return max(0.0, min(self._idle_s, self._deadline - time.monotonic()))
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        response = self._response
+        assert response is not None
+        chunk = self._first
+        while chunk:
+            yield chunk
+            async with asyncio.timeout(self._wait_s()):
+                chunk = await response.next_chunk()
+
+    async def _transformed(self, transformer: StreamTransformer) -> AsyncIterator[bytes]:
+        async for chunk in self._raw():
+            for event in transformer.feed(chunk):
+                yield event
+        for event in transformer.close():
+            yield event
+
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        source = passthrough_sse(self._raw()) if self._transformer is None else self._transformed(self._transformer)
+        tail = b"\n\n"
+        try:
+            async for event in source:
+                if event:
+                    tail = (tail + event)[-2:]
+                    yield event
+        except TimeoutError:
+            yield self._ending(tail, StreamStalled(
+                f"{self._provider} sent nothing for {round(self._idle_s * 1000)} ms or the request's time ran out",
+                provider=self._provider))
+        except TransportError as exc:
+            yield self._ending(tail, StreamInterrupted(f"{self._provider} stream interrupted: {exc}",
+                                                       provider=self._provider))
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self.close()
+
+    @staticmethod
+    def _ending(tail: bytes, error: GatewayError) -> bytes:
+        # A break may fall between an event's lines: a blank line first ends that event, so the
+        # error event is never glued onto a half-sent one.
+        prefix = b"" if tail == b"\n\n" else b"\n"
+        return prefix + render_stream_error(error, ErrorFormat.OPENAI)

@@ -1,0 +1,145 @@
+"""What the gateway knows about one request while it serves it, and who is told when it ends.
+
+A ``RequestContext`` is made by the shell when a request arrives and travels through the
+stages (resolve, parse, route, respond) and every upstream attempt: trace id, the
+authenticated principal, the resolved config, each attempt made, token usage, cache status,
+hook results. Once the body or the last stream chunk has been sent, or the client left, the
+shell calls ``complete`` and every completion callback gets the context (the log record of
+the logging pipeline hangs here). Callbacks never fail a request: one that raises is logged
+by type and place only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from aigw.errors import ErrorFormat, InvalidHeader
+
+if TYPE_CHECKING:
+    from aigw.auth import Principal
+    from aigw.config.model import Target
+    from aigw.request import GatewayRequest
+
+log = logging.getLogger("aigw")
+MAX_TRACE_ID = 256
+
+
+def new_trace_id() -> str:
+    """A random (version 4) UUID. Not ``uuid.uuid4``: the uuid module costs ~6 ms of cold start."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def trace_id_from(headers: Mapping[str, str]) -> str:
+    """The client's ``x-portkey-trace-id``, or a new one; an invalid one is a 400."""
+    raw = headers.get("x-portkey-trace-id")
+    if raw is None:
+        return new_trace_id()
+    if not raw or len(raw) > MAX_TRACE_ID or not raw.isprintable():
+        raise InvalidHeader(f"x-portkey-trace-id must be 1 to {MAX_TRACE_ID} printable characters",
+                            param="x-portkey-trace-id")
+    return raw
+
+
+class AttemptSource(StrEnum):
+    PROVIDER = "provider"  # a real call to the provider
+    UNCALLABLE = "uncallable"  # the target could not be called (no key, no deployment, ...)
+    CACHE = "cache"  # served from the response cache (cache-store issue)
+    SKIPPED = "skipped"  # not tried, e.g. its circuit breaker is open (cache-store issue)
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One try of one target, as the log record and the response headers need it."""
+
+    path: str  # the target's config path, as in x-portkey-last-used-option-index
+    provider: str | None
+    source: AttemptSource
+    status: int
+    started_ms: float  # since the request arrived
+    duration_ms: float
+    retry_index: int  # 0 for the first try of this target, n for its n-th retry
+    error_code: str | None = None
+    retried: bool = False  # a later attempt retried this target
+
+
+class Completion(StrEnum):
+    SENT = "sent"  # the body or the last chunk was handed to the client
+    CLIENT_GONE = "client_gone"  # the client left before the end
+    FAILED = "failed"  # the gateway could not finish sending (a bug or a broken stream)
+
+
+CompletionCallback = Callable[["RequestContext"], None]
+
+
+@dataclass(eq=False)
+class RequestContext:
+    request: GatewayRequest
+    trace_id: str
+    error_format: ErrorFormat = ErrorFormat.OPENAI
+    # Monotonic seconds by which the work must be over (Lambda: the invocation's remaining time).
+    deadline: float | None = None
+    started_at: float = field(default_factory=time.time)
+    started_mono: float = field(default_factory=time.monotonic)
+    principal: Principal | None = None
+    config: Target | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    usage: Mapping[str, Any] | None = None
+    cache_status: str = "DISABLED"
+    hook_results: list[Any] = field(default_factory=list)
+    # The target that answered, its retries (-1: they ran out) and the status sent.
+    last_used_path: str | None = None
+    retries: int = 0
+    status: int | None = None
+    completion: Completion | None = None
+    _callbacks: list[CompletionCallback] = field(default_factory=list, repr=False)
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started_mono) * 1000
+
+    def remaining_s(self) -> float | None:
+        """Seconds left before the deadline (never negative), or None without one."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    def cap(self, timeout_s: float | None) -> float | None:
+        """``timeout_s`` shortened to the time left before the deadline."""
+        left = self.remaining_s()
+        if left is None:
+            return timeout_s
+        return left if timeout_s is None else min(timeout_s, left)
+
+    def record(self, record: AttemptRecord) -> None:
+        for earlier in reversed(self.attempts):
+            if earlier.path == record.path:
+                earlier.retried = True
+                record.retry_index = earlier.retry_index + 1
+                break
+        self.attempts.append(record)
+
+    def on_complete(self, callback: CompletionCallback) -> None:
+        self._callbacks.append(callback)
+
+    def complete(self, how: Completion) -> None:
+        """Called once by the shell when the response is over; later calls do nothing."""
+        if self.completion is not None:
+            return
+        self.completion = how
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:  # a callback must never fail the request or hide the others
+                log.error("completion callback %s failed with %s", getattr(callback, "__qualname__", "?"),
+                          type(exc).__name__)

@@ -1,0 +1,85 @@
+"""The respond stage: the outcome routing settled on becomes the client's response.
+
+Success: the OpenAI-shaped body, or the stream of OpenAI SSE events as they arrive. Failure:
+the error rendered in the route's ingress format, naming the provider, with its status. Every
+byte and header that leaves is scrubbed of the keys the request used. The Portkey response
+headers say which target answered and how many retries it took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from typing import TYPE_CHECKING
+
+import orjson
+
+from aigw.calls.attempt import Attempt
+from aigw.context import RequestContext
+from aigw.errors import GatewayError, render_error
+from aigw.redact import scrubber_for
+from aigw.response import JSON_CT, SSE_CT, GatewayResponse
+
+if TYPE_CHECKING:
+    from aigw.routing.engine import Outcome
+
+
+def portkey_headers(ctx: RequestContext) -> dict[str, str]:
+    """What every response of a provider-backed route carries, errors before routing included."""
+    return {"x-portkey-trace-id": ctx.trace_id, "x-portkey-cache-status": ctx.cache_status}
+
+
+def failed_before_routing(ctx: RequestContext, exc: GatewayError) -> GatewayResponse:
+    ctx.status = exc.status
+    headers = {"content-type": JSON_CT, **portkey_headers(ctx)}
+    return GatewayResponse(exc.status, headers, render_error(exc, ctx.error_format))
+
+
+def respond(ctx: RequestContext, outcome: Outcome, secrets: Iterable[str | None]) -> GatewayResponse:
+    """``secrets``: what the request carried (its provider key, the gateway key); the key the
+    answering attempt used is added."""
+    attempt = outcome.attempt
+    assert isinstance(attempt, Attempt)
+    scrubber = scrubber_for((*secrets, attempt.secret))
+    ctx.last_used_path, ctx.retries, ctx.status = outcome.leaf.path, outcome.retries, attempt.status
+    headers = scrubber.headers(attempt.headers) if attempt.headers else {}
+    headers.update(portkey_headers(ctx))
+    provider = attempt.provider_name
+    if provider is not None:
+        headers["x-portkey-provider"] = provider
+    headers["x-portkey-last-used-option-index"] = outcome.leaf.path
+    headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
+    if attempt.stream is not None:
+        headers["content-type"] = SSE_CT
+        headers["cache-control"] = "no-cache"
+        events = _counting_usage(ctx, attempt.stream.events())
+        return GatewayResponse(attempt.status, headers, stream=scrubber.stream(events) if scrubber.active else events)
+    headers["content-type"] = JSON_CT
+    if attempt.error is None:
+        ctx.usage = attempt.usage
+        return GatewayResponse(attempt.status, headers, scrubber.bytes(attempt.body))
+    return GatewayResponse(attempt.status, headers, scrubber.bytes(render_error(attempt.error, ctx.error_format)))
+
+
+async def _counting_usage(ctx: RequestContext, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """Pass events on; the (last) chunk carrying ``usage`` sets the request's token usage."""
+    try:
+        async for event in events:
+            if b'"usage":{' in event or b'"usage": {' in event:
+                _take_usage(ctx, event)
+            yield event
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _take_usage(ctx: RequestContext, event: bytes) -> None:
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            try:
+                chunk = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                continue
+            usage = chunk.get("usage") if isinstance(chunk, dict) else None
+            if isinstance(usage, dict):
+                ctx.usage = usage

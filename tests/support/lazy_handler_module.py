@@ -1,0 +1,5 @@
+"""Imported only by tests/test_routes.py, to show route handlers load on first use."""
+
+
+async def handler(ctx, gw):
+    return None

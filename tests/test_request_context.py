@@ -1,0 +1,133 @@
+"""What the per-request context knows by the time the response is over, and when it is told."""
+
+import asyncio
+import json
+
+import pytest
+
+from aigw.adapters.asgi import GatewayApp
+from aigw.context import AttemptSource, Completion
+from aigw.endpoints import chat_completions
+from aigw.gateway import Gateway
+from aigw.routes import RouteSpec, RouteTable
+from aigw.settings import Settings
+from tests.fakes.provider_server import Reply, openai_sse
+
+KEY = "sk-test-0123456789abcdef"
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class Recorder:
+    """A chat route whose handler registers a completion callback, so tests see the finished context."""
+
+    def __init__(self) -> None:
+        self.done: list = []
+        self.gateways: list[Gateway] = []
+
+    async def handler(self, ctx, gw):
+        ctx.on_complete(lambda c: self.done.append((c, c.completion)))
+        return await chat_completions(ctx, gw)
+
+    def app(self) -> GatewayApp:
+        table = RouteTable([RouteSpec("chat", "POST", "/v1/chat/completions", self.handler)])
+        self.gateways.append(Gateway(Settings()))
+        return GatewayApp(table, self.gateways[-1])
+
+
+@pytest.fixture
+async def recorder():
+    rec = Recorder()
+    yield rec
+    for gw in rec.gateways:
+        await gw.close()
+
+
+async def call(app, body, headers, *, leave_after_chunks=None):
+    messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+    left = asyncio.Event()
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+        chunks = [m for m in sent if m["type"] == "http.response.body" and m.get("body")]
+        if leave_after_chunks is not None and len(chunks) >= leave_after_chunks:
+            left.set()
+
+    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": raw, "query_string": b""}
+    await app(scope, receive, send)
+    return sent
+
+
+def config(fake, *targets):
+    return {"x-portkey-config": json.dumps({"strategy": {"mode": "fallback"}, "targets": list(targets)}),
+            "authorization": f"Bearer {KEY}", "x-portkey-trace-id": "trace-ctx"}
+
+
+def leaf(fake, **extra):
+    return {"provider": "openai", "custom_host": fake.base_url + "/v1", **extra}
+
+
+async def test_a_body_response_completes_once_with_attempts_usage_and_outcome(recorder, fake_provider):
+    fake_provider.script("openai.chat", Reply(status=503))
+    sent = await call(recorder.app(), CHAT, config(fake_provider, leaf(fake_provider, retry={"attempts": 1}), leaf(fake_provider)))
+    assert sent[0]["status"] == 200
+    ((ctx, how),) = recorder.done
+    assert how is Completion.SENT and ctx.trace_id == "trace-ctx" and ctx.status == 200
+    assert [(a.path, a.status, a.retry_index, a.retried) for a in ctx.attempts] == [
+        ("config.targets[0]", 503, 0, True), ("config.targets[0]", 200, 1, False)]
+    assert ctx.last_used_path == "config.targets[0]" and ctx.retries == 1
+    assert ctx.usage and ctx.usage["total_tokens"] > 0
+    assert ctx.config is not None and ctx.config.strategy is not None
+
+
+async def test_synthetic_attempts_are_recorded_too(recorder, fake_provider):
+    await call(recorder.app(), CHAT, config(fake_provider, {"virtual_key": "vk-1"}, leaf(fake_provider)))
+    ((ctx, _),) = recorder.done
+    first, second = ctx.attempts
+    assert first.source is AttemptSource.UNCALLABLE and first.error_code == "virtual_key_unavailable"
+    assert second.source is AttemptSource.PROVIDER and second.status == 200
+
+
+async def test_a_stream_completes_after_its_last_chunk_with_usage(recorder, fake_provider):
+    chunks = [{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "a"}}]},
+              {"id": "c", "object": "chat.completion.chunk", "choices": [],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}]
+    fake_provider.script("openai.chat", Reply(sse=openai_sse(chunks)))
+    sent = await call(recorder.app(), {**CHAT, "stream": True}, config(fake_provider, leaf(fake_provider)))
+    ((ctx, how),) = recorder.done
+    assert how is Completion.SENT and ctx.usage == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    assert sent[-1] == {"type": "http.response.body", "body": b""}
+
+
+async def test_a_client_leaving_mid_stream_completes_as_gone_and_releases_the_upstream(recorder, fake_provider, caplog):
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "a"}}]}
+    fake_provider.script("openai.chat", Reply(sse=openai_sse([chunk] * 50), chunk_delay_s=0.05))
+    with caplog.at_level("ERROR"):
+        await call(recorder.app(), {**CHAT, "stream": True}, config(fake_provider, leaf(fake_provider)), leave_after_chunks=2)
+    ((ctx, how),) = recorder.done
+    assert how is Completion.CLIENT_GONE
+    fake_provider.wait_abandoned(1)
+    # No traceback for the abandoned stream ("aclose(): asynchronous generator is already running")
+    assert "already running" not in caplog.text and "never retrieved" not in caplog.text
+    assert [r for r in caplog.records if r.name == "aigw"] == []
+
+
+async def test_an_error_before_routing_still_completes(recorder, fake_provider):
+    sent = await call(recorder.app(), {"model": "m"}, config(fake_provider, leaf(fake_provider)))
+    assert sent[0]["status"] == 400
+    ((ctx, how),) = recorder.done
+    assert how is Completion.SENT and ctx.status == 400 and ctx.attempts == []
+
+
+@pytest.mark.parametrize("bad_trace", ["x" * 300])
+async def test_a_bad_trace_id_is_a_400(recorder, fake_provider, bad_trace):
+    headers = {**config(fake_provider, leaf(fake_provider)), "x-portkey-trace-id": bad_trace}
+    sent = await call(recorder.app(), CHAT, headers)
+    assert sent[0]["status"] == 400 and recorder.done == []
