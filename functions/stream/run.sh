@@ -13,4 +13,7 @@ export PYTHONPATH="$here:${AIGW_LAYER_PYTHON:-/opt/python}${PYTHONPATH:+:$PYTHON
 # Loopback only: the adapter is the only client. PORT must be the adapter's port (PORT / AWS_LWA_PORT).
 export HOST=127.0.0.1
 export PORT="${AWS_LWA_PORT:-${PORT:-8080}}"
+# Large answers dropped for clients that stopped reading go back to the OS at once, not to glibc's
+# heap (measured: 20 such 20 MB answers left 690 MB resident without this, 130 MB with it).
+export MALLOC_MMAP_THRESHOLD_=131072
 exec python3 -m aigw.adapters.local --shell lambda-stream

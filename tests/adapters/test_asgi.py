@@ -228,3 +228,21 @@ def test_a_websocket_upgrade_is_not_a_500(gateway):
     head = s.recv(200)
     s.close()
     assert head.startswith(b"HTTP/1.1 ") and not head.startswith(b"HTTP/1.1 500")
+
+
+def test_the_servers_body_timeout_comes_from_settings(fake_provider):
+    # GIVEN the local server with REQUEST_BODY_TIMEOUT_MS=300
+    with LocalGateway(Settings(request_body_timeout_ms=300)) as gw:
+        host, port = gw.base_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            # WHEN a client announces a body and sends only part of it
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                      b"content-length: 100\r\n\r\n{\"mo")
+            started = time.monotonic()
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        # THEN it gets a 408 in the OpenAI shape well before a default 30 s would pass, and nothing
+        # reached the provider
+        assert reply.startswith(b"HTTP/1.1 408") and b'"code":"request_body_timeout"' in reply
+        assert time.monotonic() - started < 10 and fake_provider.requests == []

@@ -46,7 +46,9 @@ class LocalGateway:
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             GatewayApp(ROUTES, self.gateway), host="127.0.0.1", port=self.port, loop="uvloop",
-            http=bounded_protocol(settings.max_header_bytes, header_timeout_s=2.0),
+            http=bounded_protocol(settings.max_header_bytes, header_timeout_s=2.0,
+                                  body_timeout_s=settings.request_body_timeout_ms / 1000,
+                                  write_timeout_s=settings.response_write_timeout_ms / 1000),
             log_level="warning", access_log=False, lifespan="on", ws="none",
         )
         self.server = uvicorn.Server(config)

@@ -40,9 +40,10 @@ class RouterEnv:
     clock: Callable[[], float]  # wall-clock seconds, for Retry-After dates
     # What conditions test: {"metadata": {...}, "params": {...}, "url": {"pathname": ...}}.
     context: Mapping[str, Any]
-    retry_base_ms: int = 200
-    retry_max_backoff_ms: int = 10_000
-    retry_after_cap_ms: int = 60_000
+    # Backoff base and cap, and the longest Retry-After waited for (Settings holds the defaults).
+    retry_base_ms: int
+    retry_max_backoff_ms: int
+    retry_after_cap_ms: int
 
 
 @dataclass
