@@ -10,9 +10,13 @@ Processes (so no two of them share a GIL):
                  aiohttp's CPU per request; ``--client aiohttp`` to compare), fresh connections
                  per segment;
   * lambda     - a worker process importing ``functions/chat_completions/app.py`` and calling
-                 ``handler(event, context)`` with API Gateway HTTP API v2 events.
+                 ``handler(event, context)`` with API Gateway HTTP API v2 events;
+  * base       - with ``--baseline-ref REF``: the commit REF exported to a temporary directory
+                 (``bench._trees``), run the same way (``python -m aigw.adapters.local`` with
+                 ``PYTHONPATH=<export>/shared`` first), plus its own Lambda worker process.
 
-HTTP paths: ``direct`` (client -> upstream), ``ours`` (client -> our server -> upstream) and
+HTTP paths: ``direct`` (client -> upstream), ``ours`` (client -> our server -> upstream),
+``base`` (the same through the baseline commit's server, with ``--baseline-ref``) and
 ``reference`` (client -> reference -> upstream, same ``x-portkey-custom-host``). Levels:
 sequential, 8 and 32 concurrent for a small non-streaming chat completion, and sequential and
 8 concurrent for the time to the first body chunk of a streaming one. Each level runs in
@@ -25,6 +29,8 @@ alternate between ``handler(event, ctx)`` and a direct aiohttp call to the upstr
 the same way (``loop.run_until_complete``, a pooled session kept across calls, like the
 handler's shared session). Both are wall-clock timed around the synchronous call, so the
 difference is what the handler adds (event->ASGI->gateway->upstream->ASGI->response dict).
+The calls run in rounds too; with a baseline, its worker (the base tree's app.py, the base
+tree's shared/ first on sys.path) takes turns with ours, round by round.
 
 Nothing is asserted; results are printed and written to bench/results/latency.json.
 """
@@ -48,7 +54,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from bench import _trees
 from bench._stats import percentile, process_cpu_seconds, summarize
+from bench._trees import Tree
 from bench.reference_gateway import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +69,7 @@ _MESSAGES = [{"role": "user", "content": "Say hello in five words."}]
 CHAT_BODY = json.dumps({"model": "gpt-4o-mini", "messages": _MESSAGES, "max_tokens": 16}).encode()
 STREAM_BODY = json.dumps({"model": "gpt-4o-mini", "messages": _MESSAGES, "max_tokens": 16, "stream": True}).encode()
 
-PATHS = ("direct", "ours", "reference")
+PATHS = ("direct", "ours", "base", "reference")
 TARGETS = {
     "ours_over_reference_added_p50_sequential": 0.5,
     "ours_over_reference_added_p50_c8": 0.2,
@@ -78,6 +86,13 @@ def _env() -> dict[str, str]:
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _tree_env(tree: Tree, *extra: Path) -> dict[str, str]:
+    """_env() with ``tree``'s shared/ first on PYTHONPATH (then ``extra``)."""
+    env = _env()
+    env["PYTHONPATH"] = _trees.pythonpath(tree, *extra, inherited=env["PYTHONPATH"])
     return env
 
 
@@ -123,8 +138,9 @@ def serve_upstream() -> None:
 
 
 @contextlib.contextmanager
-def _child(cmd: list[str], env: dict[str, str], stdout: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=stdout, stderr=None)
+def _child(cmd: list[str], env: dict[str, str], stdout: int | None = None,
+           cwd: Path = REPO) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=None)
     try:
         yield proc
     finally:
@@ -158,12 +174,21 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
 
 
 @contextlib.contextmanager
-def run_ours() -> Iterator[tuple[str, int]]:
-    """Our local server exactly as ``make run`` starts it, on a free loopback port."""
+def run_ours(tree: Tree | None = None) -> Iterator[tuple[str, int]]:
+    """A tree's local server exactly as ``make run`` starts it (``python -m aigw.adapters.local``
+    with PORT set: what every version's local.py understands), on a free loopback port.
+
+    ``tree``'s shared/ goes first on PYTHONPATH (checked in a subprocess first), the cwd is the
+    tree's root. Default: the working tree.
+    """
+    tree = tree or Tree(REPO, "ours")
     port = _free_port()
-    env = _env()
+    env = _tree_env(tree)
+    aigw_file = _trees.verify_import(tree, env, tree.root)
+    print(f"  {tree.label}: aigw from {aigw_file}", flush=True)
     env.update(PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="warning")
-    with _child([sys.executable, "-m", "aigw.adapters.local"], env, stdout=subprocess.DEVNULL) as proc:
+    with _child([sys.executable, "-m", "aigw.adapters.local"], env, stdout=subprocess.DEVNULL,
+                cwd=tree.root) as proc:
         base = f"http://127.0.0.1:{port}"
         _wait_http(base + "/v1/health", proc)
         yield base, proc.pid
@@ -464,17 +489,27 @@ def _apigw_v2_event(upstream: str, body: bytes) -> dict[str, Any]:
     }
 
 
-def lambda_worker(upstream: str, n: int, warm: int, profile: str | None) -> dict[str, Any]:
-    """Child-process mode: alternate handler(event, ctx) and a direct call, same loop; return stats."""
+LAMBDA_MARK = "@@bench-lambda "  # prefixes the worker's protocol lines on stdout (the handler may log there)
+
+
+def lambda_worker(upstream: str, app: Path, warm: int, profile: str | None) -> None:
+    """Child-process mode: load ``app`` (a chat_completions app.py), warm up, then obey stdin.
+
+    First stdout line: the setup (where aigw came from, import and first-invocation times).
+    Then per ``run K`` line on stdin: K calls alternating handler(event, ctx) and a direct call
+    on the same loop, answered with one line of raw samples. ``end``: write the profile, exit.
+    """
     import aiohttp
 
     t_import = time.perf_counter()
-    spec = importlib.util.spec_from_file_location("bench_lambda_chat_completions", CHAT_APP)
+    spec = importlib.util.spec_from_file_location("bench_lambda_chat_completions", app)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     handler = module.handler
     import_ms = (time.perf_counter() - t_import) * 1000
+    import aigw
+
     loop = asyncio.get_event_loop()  # the loop Mangum set up; it lives as long as the environment
 
     try:  # the shared payload-2.0 fixture when available (tests/events), else a built-in event
@@ -521,73 +556,175 @@ def lambda_worker(upstream: str, n: int, warm: int, profile: str | None) -> dict
             prof.disable()
         return ms, cpu, out.get("statusCode") == 200 and "chat.completion" in out.get("body", "")
 
+    def run(n: int) -> dict[str, Any]:
+        gc.collect()
+        hand: list[float] = []
+        dire: list[float] = []
+        diffs: list[float] = []
+        errors = {"handler": 0, "direct": 0}
+        cpu = {"handler": 0.0, "direct": 0.0}
+        for i in range(n):
+            # Alternate which goes first, so neither systematically follows the other.
+            if i % 2:
+                dms, dcpu, dok = call_direct()
+                hms, hcpu, hok = call_handler()
+            else:
+                hms, hcpu, hok = call_handler()
+                dms, dcpu, dok = call_direct()
+            cpu["handler"] += hcpu
+            cpu["direct"] += dcpu
+            if hok:
+                hand.append(hms)
+            else:
+                errors["handler"] += 1
+            if dok:
+                dire.append(dms)
+            else:
+                errors["direct"] += 1
+            if hok and dok:
+                diffs.append(hms - dms)
+        return {"n": n, "handler_ms": hand, "direct_ms": dire, "diffs_ms": diffs, "errors": errors, "cpu_s": cpu}
+
+    def send(obj: dict[str, Any]) -> None:
+        sys.stdout.write(LAMBDA_MARK + json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
     t0 = time.perf_counter()
     first_ms, _, first_ok = call_handler(False)  # first invocation: creates the upstream session and connection
     first_total_ms = (time.perf_counter() - t0) * 1000
     for _ in range(warm):
         call_direct()
         call_handler(False)
-    gc.collect()
-    hand: list[float] = []
-    dire: list[float] = []
-    diffs: list[float] = []
-    errors = {"handler": 0, "direct": 0}
-    cpu = {"handler": 0.0, "direct": 0.0}
-    for i in range(n):
-        # Alternate which goes first, so neither systematically follows the other.
-        if i % 2:
-            dms, dcpu, dok = call_direct()
-            hms, hcpu, hok = call_handler()
-        else:
-            hms, hcpu, hok = call_handler()
-            dms, dcpu, dok = call_direct()
-        cpu["handler"] += hcpu
-        cpu["direct"] += dcpu
-        if hok:
-            hand.append(hms)
-        else:
-            errors["handler"] += 1
-        if dok:
-            dire.append(dms)
-        else:
-            errors["direct"] += 1
-        if hok and dok:
-            diffs.append(hms - dms)
+    send({"aigw_file": aigw.__file__, "app": str(app), "event": event_source, "import_ms": import_ms,
+          "first_invocation_ms": first_ms, "first_invocation_ok": first_ok,
+          "first_invocation_total_ms": first_total_ms})
+    for line in sys.stdin:
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "run":
+            send(run(int(arg)))
+        elif cmd == "end":
+            break
     if prof and profile:
         prof.dump_stats(profile)
+
+
+class LambdaWorker:
+    """Parent side of one ``--lambda-worker`` process (one per tree), driven chunk by chunk."""
+
+    def __init__(self, tree: Tree, upstream: str, profile: str | None) -> None:
+        import tempfile
+
+        self.tree = tree
+        cmd = [sys.executable, "-m", "bench.latency", "--lambda-worker", upstream, "--lambda-app", str(tree.chat_app)]
+        if profile:
+            cmd += ["--profile-lambda", profile]
+        # The tree's shared/ first, then the repo (the harness: bench/, tests/) - cwd is the repo.
+        env = _tree_env(tree, REPO)
+        env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr)
+        self.setup = self._read(120)
+        _trees.check_aigw_file(tree, self.setup["aigw_file"])
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        import threading
+
+        assert self.proc.stdout is not None
+        watchdog = threading.Timer(timeout, self.proc.kill)
+        watchdog.start()
+        try:
+            while line := self.proc.stdout.readline():
+                text = line.decode(errors="replace")
+                if text.startswith(LAMBDA_MARK):
+                    return json.loads(text[len(LAMBDA_MARK):])
+        finally:
+            watchdog.cancel()
+        self.proc.wait(10)
+        self.stderr.seek(0)
+        tail = self.stderr.read().decode(errors="replace")[-3000:]
+        sys.stderr.write(tail)
+        raise RuntimeError(f"{self.tree.label}: lambda worker exited with {self.proc.returncode}")
+
+    def run(self, n: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"run {n}\n".encode())
+        self.proc.stdin.flush()
+        return self._read(300)
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None and self.proc.stdin is not None:
+                self.proc.stdin.write(b"end\n")
+                self.proc.stdin.close()
+            self.proc.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            stop_process(self.proc)
+        self.stderr.close()
+
+
+def _lambda_summary(tree: Tree, setup: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lambda result (same fields as ever) from a worker's setup line and its chunks."""
+    n = sum(c["n"] for c in chunks)
+    hand = [x for c in chunks for x in c["handler_ms"]]
+    dire = [x for c in chunks for x in c["direct_ms"]]
+    sd = sorted(x for c in chunks for x in c["diffs_ms"])
     h, d = summarize(hand), summarize(dire)
-    sd = sorted(diffs)
+    cpu_h = sum(c["cpu_s"]["handler"] for c in chunks)
+    cpu_d = sum(c["cpu_s"]["direct"] for c in chunks)
+    rounds = [percentile(sorted(c["handler_ms"]), 50) - percentile(sorted(c["direct_ms"]), 50)
+              if c["handler_ms"] and c["direct_ms"] else None for c in chunks]
     return {
         "n": n,
-        "errors": errors,
+        "errors": {k: sum(c["errors"][k] for c in chunks) for k in ("handler", "direct")},
         "handler": h,
         "direct": d,
         "added": {
             "p50_ms": h["p50_ms"] - d["p50_ms"] if hand and dire else None,
             "p99_ms": h["p99_ms"] - d["p99_ms"] if hand and dire else None,
             "paired_median_ms": percentile(sd, 50) if sd else None,
+            "round_p50_ms": rounds,
         },
-        "handler_cpu_us_per_call": cpu["handler"] / n * 1e6 if n else None,
-        "direct_cpu_us_per_call": cpu["direct"] / n * 1e6 if n else None,
-        "event": event_source,
-        "import_ms": import_ms,
-        "first_invocation_ms": first_ms,
-        "first_invocation_ok": first_ok,
-        "first_invocation_total_ms": first_total_ms,
+        "handler_cpu_us_per_call": cpu_h / n * 1e6 if n else None,
+        "direct_cpu_us_per_call": cpu_d / n * 1e6 if n else None,
+        "rounds": len(chunks),
+        "tree": tree.label,
+        **setup,
     }
 
 
-def measure_lambda(upstream: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.latency", "--lambda-worker", upstream, "--lambda-n", str(args.lambda_n)]
-    if args.profile_lambda:
-        cmd += ["--profile-lambda", args.profile_lambda]
-    env = _env()
-    env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
-    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, timeout=300)
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr.decode(errors="replace"))
-        return {"error": f"lambda worker exited with {out.returncode}"}
-    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+def measure_lambda(upstream: str, args: argparse.Namespace, trees: dict[str, Tree] | None = None) -> dict[str, Any]:
+    """One worker process per tree ({"ours": ...} by default); ``args.lambda_n`` calls each, in
+    ``args.rounds`` chunks that take turns (rotated order), like the HTTP paths. Returns
+    {tree name: result}; a worker that fails gives {"error": ...} and the others carry on."""
+    trees = trees or {"ours": Tree(REPO, "ours")}
+    out: dict[str, Any] = {}
+    workers: dict[str, LambdaWorker] = {}
+    chunks: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for name, tree in trees.items():
+            try:
+                workers[name] = LambdaWorker(tree, upstream, args.profile_lambda if name == "ours" else None)
+                chunks[name] = []
+            except Exception as exc:  # noqa: BLE001 - reported in the results
+                out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        names = list(workers)
+        per_round = max(1, args.lambda_n // args.rounds)
+        for r in range(args.rounds if names else 0):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                if name in out:
+                    continue
+                try:
+                    chunks[name].append(workers[name].run(per_round))
+                except Exception as exc:  # noqa: BLE001 - reported in the results
+                    out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        for w in workers.values():
+            w.close()
+    for name, w in workers.items():
+        if name not in out:
+            out[name] = _lambda_summary(w.tree, w.setup, chunks[name])
+    return {name: out[name] for name in trees}
 
 
 # --------------------------------------------------------------------------- report
@@ -621,6 +758,103 @@ def compute_ratios(http: dict[str, Any], lam: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def compute_baseline(http: dict[str, Any], lam: dict[str, Any], lam_base: dict[str, Any]) -> dict[str, Any]:
+    """Ours against the baseline commit, measured in the same run: per level, added p50/p99 of
+    both, ours/base of added p50 (pooled and per round) and of gateway CPU per request; the
+    same for the in-process Lambda handler."""
+    levels: dict[str, Any] = {}
+    for level, res in http.items():
+        add, paths = res.get("added", {}), res.get("paths", {})
+        if "base" not in add or "ours" not in add:
+            continue
+        o, b = add["ours"], add["base"]
+        cpu_o, cpu_b = paths["ours"].get("gateway_cpu_us_per_req"), paths["base"].get("gateway_cpu_us_per_req")
+        levels[level] = {
+            "ours_added_p50_ms": o["p50_ms"], "base_added_p50_ms": b["p50_ms"],
+            "ours_added_p99_ms": o["p99_ms"], "base_added_p99_ms": b["p99_ms"],
+            "ours_minus_base_added_p50_ms": o["p50_ms"] - b["p50_ms"],
+            "ours_over_base_added_p50": _ratio(o["p50_ms"], b["p50_ms"]),
+            "ours_over_base_added_p50_by_round": [_ratio(x, y) for x, y in
+                                                  zip(o["round_p50_ms"], b["round_p50_ms"], strict=False)],
+            "ours_gateway_cpu_us_per_req": cpu_o, "base_gateway_cpu_us_per_req": cpu_b,
+            "ours_over_base_gateway_cpu": _ratio(cpu_o, cpu_b),
+            "ours_errors": paths["ours"].get("errors", 0), "base_errors": paths["base"].get("errors", 0),
+        }
+    out: dict[str, Any] = {"levels": levels}
+    if "error" not in lam and "error" not in lam_base:
+        a, b = lam["added"], lam_base["added"]
+        out["lambda"] = {
+            "ours_added_p50_ms": a["p50_ms"], "base_added_p50_ms": b["p50_ms"],
+            "ours_added_p99_ms": a["p99_ms"], "base_added_p99_ms": b["p99_ms"],
+            "ours_minus_base_added_p50_ms": (a["p50_ms"] - b["p50_ms"]
+                                             if a["p50_ms"] is not None and b["p50_ms"] is not None else None),
+            "ours_over_base_added_p50": _ratio(a["p50_ms"], b["p50_ms"]),
+            "ours_over_base_added_p50_by_round": [_ratio(x, y) for x, y in
+                                                  zip(a["round_p50_ms"], b["round_p50_ms"], strict=False)],
+            "ours_over_base_paired_median": _ratio(a["paired_median_ms"], b["paired_median_ms"]),
+            "ours_handler_cpu_us_per_call": lam["handler_cpu_us_per_call"],
+            "base_handler_cpu_us_per_call": lam_base["handler_cpu_us_per_call"],
+            "ours_over_base_handler_cpu": _ratio(lam["handler_cpu_us_per_call"], lam_base["handler_cpu_us_per_call"]),
+            "ours_errors": lam["errors"]["handler"], "base_errors": lam_base["errors"]["handler"],
+        }
+    return out
+
+
+def _print_lambda(lam: dict[str, Any], label: str = "") -> None:
+    if "error" in lam:
+        print(f"Lambda in-process{label}: {lam['error']}")
+        return
+    h, d, a = lam["handler"], lam["direct"], lam["added"]
+    print(f"Lambda handler in-process{label} (API GW v2 event, default asyncio loop), n={lam['n']} "
+          f"errors={lam['errors']}:")
+    print(f"  handler p50 {_fmt(h.get('p50_ms'), 3)}  p99 {_fmt(h.get('p99_ms'), 3)} | direct p50 "
+          f"{_fmt(d.get('p50_ms'), 3)}  p99 {_fmt(d.get('p99_ms'), 3)} | added p50 {_fmt(a['p50_ms'], 3)}  p99 "
+          f"{_fmt(a['p99_ms'], 3)}"
+          f"  paired-median {_fmt(a['paired_median_ms'], 3)}")
+    print(f"  CPU per call: handler {_fmt(lam['handler_cpu_us_per_call'], 0)} us, direct "
+          f"{_fmt(lam['direct_cpu_us_per_call'], 0)} us; "
+          f"module import {_fmt(lam['import_ms'], 1)} ms; first invocation {_fmt(lam['first_invocation_ms'], 1)} ms")
+
+
+def _errs(c: dict[str, Any]) -> str:
+    return f"{c['ours_errors']}/{c['base_errors']}"
+
+
+def print_baseline(result: dict[str, Any]) -> None:
+    bl = result["baseline"]
+    ours_label = result["meta"]["trees"]["ours"]["label"]
+    print(f"{ours_label} vs {bl['label']} ({bl['sha']}), same run, same rounds "
+          "(ours/base: < 1 = ours faster; judge by the CPU ratio and the spread of the per-round ratios):")
+    head = (f"{'level':<23}{'+p50 ours':>10}{'base':>7}{'ratio':>7}{'diff':>7}{'+p99 ours':>10}{'base':>7}"
+            f"{'gwCPU ours':>11}{'base':>6}{'ratio':>7}{'err o/b':>10}  +p50 ratio by round")
+    print(head)
+    print("-" * len(head))
+    for level, c in bl["levels"].items():
+        rounds = " ".join(_fmt(x) for x in c["ours_over_base_added_p50_by_round"])
+        print(f"{level:<23}{_fmt(c['ours_added_p50_ms']):>10}{_fmt(c['base_added_p50_ms']):>7}"
+              f"{_fmt(c['ours_over_base_added_p50']):>7}{_fmt(c['ours_minus_base_added_p50_ms']):>7}"
+              f"{_fmt(c['ours_added_p99_ms']):>10}{_fmt(c['base_added_p99_ms']):>7}"
+              f"{_fmt(c['ours_gateway_cpu_us_per_req'], 0):>11}{_fmt(c['base_gateway_cpu_us_per_req'], 0):>6}"
+              f"{_fmt(c['ours_over_base_gateway_cpu']):>7}{_errs(c):>10}  {rounds}")
+    c = bl.get("lambda")
+    if c:
+        rounds = " ".join(_fmt(x) for x in c["ours_over_base_added_p50_by_round"])
+        print(f"{'lambda in-process':<23}{_fmt(c['ours_added_p50_ms'], 3):>10}{_fmt(c['base_added_p50_ms'], 3):>7}"
+              f"{_fmt(c['ours_over_base_added_p50']):>7}{_fmt(c['ours_minus_base_added_p50_ms'], 3):>7}"
+              f"{_fmt(c['ours_added_p99_ms']):>10}{_fmt(c['base_added_p99_ms']):>7}"
+              f"{_fmt(c['ours_handler_cpu_us_per_call'], 0):>11}{_fmt(c['base_handler_cpu_us_per_call'], 0):>6}"
+              f"{_fmt(c['ours_over_base_handler_cpu']):>7}{_errs(c):>10}  {rounds}")
+        print(f"  (lambda: CPU columns are the handler's CPU per call in the worker process; paired-median added: "
+              f"ours {_fmt(result['lambda']['added']['paired_median_ms'], 3)}, base "
+              f"{_fmt(bl['lambda_result']['added']['paired_median_ms'], 3)}, ratio "
+              f"{_fmt(c['ours_over_base_paired_median'])})")
+    else:
+        print(f"lambda in-process: no comparison ({bl['lambda_result'].get('error', 'ours failed')})")
+    if any(r["ours_errors"] or r["base_errors"] for r in [*bl["levels"].values(), *([c] if c else [])]):
+        print("  ERRORS on a side (err o/b): its numbers are not comparable; see the table above.")
+    print()
+
+
 def print_report(result: dict[str, Any]) -> None:
     http, lam, ratios = result["http"], result["lambda"], result["ratios"]
     m = result["meta"]
@@ -647,19 +881,12 @@ def print_report(result: dict[str, Any]) -> None:
                   f"{_fmt(e.get('throughput_rps'), 0):>6}{cpu:>16}"
                   f"{_fmt((e.get('client_cpu_util') or 0) * 100, 0):>5}  {rounds}")
     print()
-    if "error" in lam:
-        print(f"Lambda in-process: {lam['error']}")
-    else:
-        h, d, a = lam["handler"], lam["direct"], lam["added"]
-        print(f"Lambda handler in-process (API GW v2 event, default asyncio loop), n={lam['n']} "
-              f"errors={lam['errors']}:")
-        print(f"  handler p50 {_fmt(h['p50_ms'], 3)}  p99 {_fmt(h['p99_ms'], 3)} | direct p50 {_fmt(d['p50_ms'], 3)}"
-              f"  p99 {_fmt(d['p99_ms'], 3)} | added p50 {_fmt(a['p50_ms'], 3)}  p99 {_fmt(a['p99_ms'], 3)}"
-              f"  paired-median {_fmt(a['paired_median_ms'], 3)}")
-        print(f"  CPU per call: handler {_fmt(lam['handler_cpu_us_per_call'], 0)} us, direct "
-              f"{_fmt(lam['direct_cpu_us_per_call'], 0)} us; "
-              f"module import {_fmt(lam['import_ms'], 1)} ms; first invocation {_fmt(lam['first_invocation_ms'], 1)} ms")
+    _print_lambda(lam)
+    if "baseline" in result:
+        _print_lambda(result["baseline"]["lambda_result"], f" [{result['baseline']['label']}]")
     print()
+    if "baseline" in result:
+        print_baseline(result)
     print("Targets:")
     for key, target in TARGETS.items():
         value = ratios.get(key)
@@ -705,14 +932,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-lambda", metavar="FILE", help="cProfile the handler calls into FILE")
     ap.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--lambda-worker", metavar="UPSTREAM", help=argparse.SUPPRESS)
+    ap.add_argument("--lambda-app", type=Path, default=CHAT_APP, help=argparse.SUPPRESS)
+    _trees.add_arguments(ap)
     args = ap.parse_args(argv)
 
     if args.serve_upstream:
         serve_upstream()
         return 0
     if args.lambda_worker:
-        res = lambda_worker(args.lambda_worker, args.lambda_n, warm=200, profile=args.profile_lambda)
-        print(json.dumps(res))
+        lambda_worker(args.lambda_worker, args.lambda_app, warm=200, profile=args.profile_lambda)
         return 0
     if args.quick:
         for name in ("sequential", "concurrent", "stream_sequential", "stream_concurrent", "lambda_n"):
@@ -723,21 +951,26 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     print("latency bench: starting upstream, our server and the reference gateway on 127.0.0.1", flush=True)
     with contextlib.ExitStack() as stack:
+        ours_tree, base_tree = stack.enter_context(_trees.open_trees(args))
+        trees = {"ours": ours_tree} | ({"base": base_tree} if base_tree else {})
         upstream, up_pid = stack.enter_context(run_upstream())
         bases = {"direct": upstream}
         pids: dict[str, int | None] = {"upstream": up_pid}
-        ours, ours_pid = stack.enter_context(run_ours())
-        bases["ours"], pids["ours"] = ours, ours_pid
+        for name, tree in trees.items():
+            bases[name], pids[name] = stack.enter_context(run_ours(tree))
         if not args.no_reference:
             try:
                 ref, ref_pid = stack.enter_context(run_reference())
                 bases["reference"], pids["reference"] = ref, ref_pid
             except Exception as exc:  # noqa: BLE001 - reported; the rest still runs
                 print(f"  reference gateway unavailable: {type(exc).__name__}: {exc}", flush=True)
-        print(f"  upstream {upstream}  ours {bases['ours']}  reference {bases.get('reference', '-')}", flush=True)
+        print(f"  upstream {upstream}  ours {bases['ours']}  reference {bases.get('reference', '-')}"
+              + (f"  base ({base_tree.label}) {bases['base']}" if base_tree else ""), flush=True)
         http = uvloop.run(measure_http(upstream, bases, pids, args))
         print("  lambda in-process: running", flush=True)
-        lam = measure_lambda(upstream, args)
+        lams = measure_lambda(upstream, args, trees)
+        lam = lams["ours"]
+        tree_meta = {name: tree.describe() for name, tree in trees.items()}
     result = {
         "meta": {
             "cpu_count": os.cpu_count(),
@@ -748,6 +981,7 @@ def main(argv: list[str] | None = None) -> int:
             "counts": {k: getattr(args, k) for k in ("sequential", "concurrent", "stream_sequential",
                                                      "stream_concurrent", "lambda_n", "rounds")},
             "client": args.client,
+            "trees": tree_meta,
             "elapsed_s": time.perf_counter() - t0,
             "results_path": str(Path(args.output)),
             "notes": "added = percentile(gateway) - percentile(direct), same run and level; latencies in ms; "
@@ -759,6 +993,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["ratios"] = compute_ratios(http, lam)
     result["targets"] = TARGETS
+    if base_tree is not None:
+        result["baseline"] = {"ref": base_tree.ref, "sha": base_tree.sha, "label": base_tree.label,
+                              **compute_baseline(http, lam, lams["base"]), "lambda_result": lams["base"]}
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,6 +6,11 @@ another's numbers), one after the other: the latency bench, then the cold-start 
 ``--latency`` / ``--cold-start`` are passed to that bench, e.g.
 ``python -m bench.run_all --latency --quick --cold-start --runs 3``. Nothing is asserted: the
 exit code is non-zero only if a bench crashed.
+
+``--baseline-ref REF`` (and ``--ours-tree DIR`` / ``--ours-ref REF``), anywhere on the command
+line, go to every bench: each also measures the commit REF beside ours, in the same rounds
+(bench/README.md, "Comparing against a commit"). REF is resolved to a commit once, here, so
+both benches measure the same commit even if the branch moves meanwhile.
 """
 
 from __future__ import annotations
@@ -18,18 +23,40 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHES = ("latency", "cold_start")
+GLOBAL_OPTIONS = ("--baseline-ref", "--ours-tree", "--ours-ref")  # each takes a value; passed to every bench
+
+
+def _resolve(option: str, value: str) -> str:
+    if option == "--ours-tree":
+        return str(Path(value).resolve())
+    proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{value}^{{commit}}"], cwd=REPO,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{option} {value}: not a commit")
+    return proc.stdout.strip()
 
 
 def _split_args(argv: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {name: [] for name in BENCHES}
+    shared: list[str] = []
     current: str | None = None
-    for arg in argv:
-        if arg in ("--latency", "--cold-start"):
+    args = iter(argv)
+    for arg in args:
+        option, eq, value = arg.partition("=")
+        if option in GLOBAL_OPTIONS:
+            if not eq:
+                value = next(args, "")
+            if not value:
+                raise SystemExit(f"{option} needs a value")
+            shared += [option, _resolve(option, value)]
+        elif arg in ("--latency", "--cold-start"):
             current = arg[2:].replace("-", "_")
         elif current is None:
             raise SystemExit(f"usage: python -m bench.run_all [--latency ARGS...] [--cold-start ARGS...]; got {arg!r}")
         else:
             out[current].append(arg)
+    for name in BENCHES:
+        out[name] += shared
     return out
 
 

@@ -8,6 +8,8 @@ Anthropic's ``{"type": "error", "error": {"type", "message"}}`` for ``/v1/messag
     GatewayError (500, api_error)
     ├── InvalidRequest (400, invalid_request_error)
     │   ├── InvalidJSON
+    │   ├── InvalidEvent             a Lambda event the shell cannot read
+    │   ├── MissingParam             a parameter the provider requires (Anthropic's model)
     │   ├── InvalidConfig            config header/body fails validation; names the field path
     │   ├── InvalidHeader
     │   ├── UnknownProvider
@@ -26,8 +28,11 @@ Anthropic's ``{"type": "error", "error": {"type", "message"}}`` for ``/v1/messag
     ├── ResponseTooLarge (502)      an answer over the shell's size limit (Lambda's 6 MB)
     └── UpstreamError               a provider call failed; carries the provider's name
         ├── ProviderError            the provider answered an error (its status, its fields)
-        ├── UpstreamTimeout (408, timeout_error)
+        ├── UpstreamTimeout (408, timeout_error)    the target's request_timeout
+        │   ├── GatewayDeadline (504)             the gateway's own limit, or the Lambda deadline
+        │   └── StreamStalled                     no chunk within the idle timeout (an SSE event)
         ├── UpstreamConnectionFailed (502)
+        │   └── StreamInterrupted                 the stream broke after its first byte (an SSE event)
         └── InvalidProviderResponse (502)   a 2xx the gateway cannot read as the expected shape
 """
 
@@ -58,6 +63,14 @@ class InvalidRequest(GatewayError):
 
 class InvalidJSON(InvalidRequest):
     code = "invalid_json"
+
+
+class InvalidEvent(InvalidRequest):
+    code = "invalid_event"
+
+
+class MissingParam(InvalidRequest):
+    code = "missing_required_parameter"
 
 
 class InvalidConfig(InvalidRequest):
@@ -162,8 +175,22 @@ class UpstreamTimeout(UpstreamError):
     code = "request_timeout"
 
 
+class GatewayDeadline(UpstreamTimeout):
+    status = 504
+    type = "api_error"
+    code = "gateway_timeout"
+
+
+class StreamStalled(UpstreamTimeout):
+    code = "stream_idle_timeout"
+
+
 class UpstreamConnectionFailed(UpstreamError):
     code = "upstream_connection_failed"
+
+
+class StreamInterrupted(UpstreamConnectionFailed):
+    code = "stream_interrupted"
 
 
 class InvalidProviderResponse(UpstreamError):

@@ -21,17 +21,13 @@ from mangum import Mangum
 
 from aigw.adapters.asgi import GatewayApp, log_bug
 from aigw.adapters.lambda_events import event_problem
-from aigw.errors import GatewayError, InvalidRequest, ResponseTooLarge, render_error
+from aigw.errors import GatewayError, InvalidEvent, ResponseTooLarge, render_error
 from aigw.gateway import Gateway
 from aigw.routes import RouteSpec, RouteTable
 from aigw.settings import LAMBDA_ROUTE, LAMBDA_SYNC_RESPONSE_LIMIT
 
 log = logging.getLogger("aigw")
 LambdaHandler = Callable[[Any, Any], dict[str, Any]]
-
-
-class InvalidEvent(InvalidRequest):
-    code = "invalid_event"
 
 
 def _answer(exc: GatewayError) -> dict[str, Any]:

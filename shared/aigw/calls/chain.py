@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aigw.auth import Principal
 from aigw.calls.attempt import Attempt
-from aigw.calls.send import GatewayDeadline
 from aigw.config.model import Target
 from aigw.context import AttemptRecord, AttemptSource, RequestContext
 from aigw.controlplane.sources import VirtualKeySource
-from aigw.errors import GatewayError
+from aigw.errors import GatewayDeadline, GatewayError
 
 Call = Callable[[Target], Awaitable[Attempt]]
 Wrapper = Callable[[Call], Call]

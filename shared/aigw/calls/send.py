@@ -22,6 +22,7 @@ from aigw.calls.spec import CallSpec
 from aigw.calls.stream import ProviderStream
 from aigw.config.model import Target
 from aigw.errors import (
+    GatewayDeadline,
     InvalidProviderResponse,
     InvalidRequest,
     MissingProviderKey,
@@ -48,12 +49,6 @@ _UNFORWARDABLE = frozenset(
 )
 # The sniffed start of an SSE stream: anything else (a JSON error with status 200) is no stream.
 _SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
-
-
-class GatewayDeadline(UpstreamTimeout):
-    status = 504
-    type = "api_error"
-    code = "gateway_timeout"
 
 
 class _TooLarge(Exception):

@@ -14,18 +14,10 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from aigw.errors import ErrorFormat, GatewayError, UpstreamConnectionFailed, UpstreamTimeout, render_stream_error
+from aigw.errors import ErrorFormat, GatewayError, StreamInterrupted, StreamStalled, render_stream_error
 from aigw.providers.base import StreamTransformer
 from aigw.upstream.sse_passthrough import passthrough_sse
 from aigw.upstream.transport import TransportError, UpstreamResponse
-
-
-class StreamStalled(UpstreamTimeout):
-    code = "stream_idle_timeout"
-
-
-class StreamInterrupted(UpstreamConnectionFailed):
-    code = "stream_interrupted"
 
 
 class ProviderStream:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aigw.errors import InvalidRequest
+from aigw.errors import MissingParam
 
 Json = dict[str, Any]
 
@@ -25,10 +25,6 @@ class _Omit:
 # Returned by a transform to leave the provider field out (None would be sent as null).
 OMIT: Any = _Omit()
 _NO_DEFAULT: Any = object()
-
-
-class MissingParam(InvalidRequest):
-    code = "missing_required_parameter"
 
 
 @dataclass(frozen=True, slots=True)
