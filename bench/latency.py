@@ -621,6 +621,8 @@ class LambdaWorker:
         # The tree's shared/ first, then the repo (the harness: bench/, tests/) - cwd is the repo.
         env = _tree_env(tree, REPO)
         env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+        # The upstream is on loopback, which a route function refuses unless trusted (as in cold_start).
+        env["TRUSTED_CUSTOM_HOSTS"] = "127.0.0.1"
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr)

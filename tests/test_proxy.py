@@ -1,6 +1,7 @@
 """The forwarding path end to end: client -> local server (real TCP) -> fake provider (real TCP)."""
 
 import json
+import time
 
 import httpx
 import orjson
@@ -532,3 +533,115 @@ def test_a_json_escaped_key_echo_is_scrubbed(client, fake_provider):
         text = "".join(r.iter_text())
     decoded = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
     assert KEY not in json.dumps(decoded, ensure_ascii=False)
+
+
+def test_overlapping_requests_do_not_disturb_each_other(gateway, fake_provider):
+    # GIVEN two slow answers and a stream, requested so that they overlap
+    import threading
+
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "a"}}]}
+    fake_provider.script("openai.chat", Reply(delay_s=0.6), Reply(delay_s=1.2))
+    results: dict[str, object] = {}
+
+    def post(name, body, delay):
+        time.sleep(delay)
+        with httpx.Client(base_url=gateway.base_url, timeout=30) as c:
+            if body.get("stream"):
+                with c.stream("POST", "/v1/chat/completions", json=body, headers=openai_headers(fake_provider)) as r:
+                    results[name] = (r.status_code, "".join(r.iter_text()))
+            else:
+                r = c.post("/v1/chat/completions", json=body, headers=openai_headers(fake_provider))
+                results[name] = (r.status_code, r.text)
+
+    threads = [threading.Thread(target=post, args=("a", CHAT, 0)), threading.Thread(target=post, args=("b", CHAT, 0.2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # THEN both are answered in full: one finishing never cancels or cuts the other
+    assert results["a"][0] == 200 and results["b"][0] == 200, results
+    fake_provider.script("openai.chat", Reply(sse=openai_sse([chunk] * 20), chunk_delay_s=0.05))
+    threads = [threading.Thread(target=post, args=("s", {**CHAT, "stream": True}, 0)),
+               threading.Thread(target=post, args=("n", CHAT, 0.2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    status, text = results["s"]
+    assert status == 200 and text.count('"delta"') == 20 and text.endswith("data: [DONE]\n\n")
+    assert results["n"][0] == 200
+
+
+def test_an_overlong_gateway_key_is_a_400_not_a_500(client, fake_provider):
+    r = client.post("/v1/chat/completions", json=CHAT,
+                    headers={**openai_headers(fake_provider), "x-portkey-api-key": "k" * 9000})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "x-portkey-api-key"
+
+
+def test_the_operators_upstream_timeout_bounds_a_clients_request_timeout(fake_provider):
+    from aigw.settings import Settings
+
+    fake_provider.script("openai.chat", Reply(delay_s=3.0), Reply(delay_s=3.0))
+    with LocalGateway(Settings(upstream_timeout_ms=300)) as gw, httpx.Client(base_url=gw.base_url, timeout=30) as c:
+        # a config asking for a far longer timeout is still cut at UPSTREAM_TIMEOUT_MS (a 504)
+        r = c.post("/v1/chat/completions", json=CHAT,
+                   headers=config_header(target(fake_provider, request_timeout=1_000_000_000)))
+        assert r.status_code == 504 and r.json()["error"]["code"] == "gateway_timeout"
+        # and without any request_timeout too
+        r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+        assert r.status_code == 504 and "did not answer within 300 ms" in r.json()["error"]["message"]
+
+
+def test_a_body_whose_bytes_stop_coming_is_cut_by_the_idle_timeout(fake_provider):
+    from aigw.settings import Settings
+
+    # GIVEN an answer whose body arrives in pieces 1.5 s apart, and a 300 ms idle timeout
+    pieces = [b'{"id": "c", "object": "chat.completion", ', b'"choices": []}']
+    fake_provider.script("openai.chat", Reply(sse=pieces, chunk_delay_s=1.5, headers={"content-type": "application/json"}))
+    with LocalGateway(Settings(upstream_idle_timeout_ms=300)) as gw, httpx.Client(base_url=gw.base_url, timeout=30) as c:
+        r = c.post("/v1/chat/completions", json=CHAT, headers=openai_headers(fake_provider))
+    assert r.status_code == 408 and r.json()["error"]["code"] == "stream_idle_timeout"
+
+
+def test_camel_case_config_keys_are_read_as_the_reference_reads_them(client, fake_provider):
+    r = client.post("/v1/chat/completions", json=CHAT,
+                    headers=config_header({**target(fake_provider), "inputGuardrails": ["pg-1"]}))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "feature_not_enabled"
+    assert fake_provider.requests == []
+    fake_provider.script("openai.chat", Reply(delay_s=2.0))
+    camel = {"provider": "openai", "customHost": fake_provider.base_url + "/v1", "requestTimeout": 200,
+             "overrideParams": {"model": "camel-model"}}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(camel))
+    assert r.status_code == 408
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(camel))
+    assert r.status_code == 200 and orjson.loads(fake_provider.requests[-1].body)["model"] == "camel-model"
+
+
+def test_a_stream_that_opens_with_an_error_event_falls_back(client, fake_provider):
+    error_first = [b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n']
+    fake_provider.script("openai.chat", Reply(sse=error_first))
+    config = {"strategy": {"mode": "fallback"}, "targets": [target(fake_provider), target(fake_provider)]}
+    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=config_header(config)) as r:
+        text = "".join(r.iter_text())
+    assert r.status_code == 200 and r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert "overloaded" not in text and text.endswith("data: [DONE]\n\n")
+    anthropic_error = [b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}\n\n']
+    fake_provider.script("anthropic.messages", Reply(sse=anthropic_error))
+    r = client.post("/v1/chat/completions", json={**CHAT, "model": "claude-x", "stream": True},
+                    headers=anthropic_headers(fake_provider))
+    assert r.status_code == 502 and "busy" in r.json()["error"]["message"]
+
+
+def test_any_config_key_is_scrubbed_whichever_target_answers(client, fake_provider):
+    first_key = "sk-first-target-0123456789"
+    # the second target's provider echoes the first target's key (e.g. it was forwarded to it)
+    fake_provider.script("openai.chat", Reply(status=500), Reply(json=chat_answer(f"saw {first_key}")))
+    config = {"strategy": {"mode": "fallback"}, "targets": [
+        target(fake_provider, api_key=first_key), target(fake_provider, api_key="sk-second-0123456789")]}
+    r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(config))
+    assert r.status_code == 200 and first_key not in r.text and "[REDACTED]" in r.text
+
+
+def test_anthropic_with_an_empty_model_is_a_400(client, fake_provider):
+    r = client.post("/v1/chat/completions", json={**CHAT, "model": " "}, headers=anthropic_headers(fake_provider))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model" and fake_provider.requests == []

@@ -42,7 +42,7 @@ async def recorder():
         await gw.close()
 
 
-async def call(app, body, headers, *, leave_after_chunks=None):
+async def call(app, body, headers, *, leave_after_chunks=None, path="/v1/chat/completions"):
     messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
     left = asyncio.Event()
     sent = []
@@ -60,7 +60,7 @@ async def call(app, body, headers, *, leave_after_chunks=None):
             left.set()
 
     raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": raw, "query_string": b""}
+    scope = {"type": "http", "method": "POST", "path": path, "headers": raw, "query_string": b""}
     await app(scope, receive, send)
     return sent
 
@@ -126,8 +126,64 @@ async def test_an_error_before_routing_still_completes(recorder, fake_provider):
     assert how is Completion.SENT and ctx.status == 400 and ctx.attempts == []
 
 
-@pytest.mark.parametrize("bad_trace", ["x" * 300])
-async def test_a_bad_trace_id_is_a_400(recorder, fake_provider, bad_trace):
-    headers = {**config(fake_provider, leaf(fake_provider)), "x-portkey-trace-id": bad_trace}
-    sent = await call(recorder.app(), CHAT, headers)
-    assert sent[0]["status"] == 400 and recorder.done == []
+async def test_requests_that_never_reach_a_handler_complete_too(fake_provider):
+    # GIVEN a gateway-level callback (where the log producer registers)
+    done = []
+    gw = Gateway(Settings(max_header_bytes=4096), completion_callbacks=[lambda c: done.append(c)])
+    app = GatewayApp(RouteTable([RouteSpec("chat", "POST", "/v1/chat/completions", chat_completions)]), gw)
+    headers = config(fake_provider, leaf(fake_provider))
+    # WHEN requests fail before any handler: a bad trace id, an unknown route, oversized headers
+    await call(app, CHAT, {**headers, "x-portkey-trace-id": "x" * 300})
+    await call(app, CHAT, headers, path="/v1/nope")
+    await call(app, CHAT, {**headers, "x-pad": "y" * 5000})
+    # THEN each completed once, with the status the client got and the error it was told
+    assert [(c.status, c.error.code, c.completion) for c in done] == [
+        (400, "invalid_header", Completion.SENT), (404, "not_found", Completion.SENT),
+        (431, "headers_too_large", Completion.SENT)]
+    assert all(len(c.trace_id) == 36 for c in done)  # a fresh id where the client's was unusable
+
+
+async def test_a_client_leaving_mid_body_completes_as_gone(fake_provider):
+    done = []
+    gw = Gateway(Settings(), completion_callbacks=[lambda c: done.append(c.completion)])
+    app = GatewayApp(RouteTable([RouteSpec("chat", "POST", "/v1/chat/completions", chat_completions)]), gw)
+    messages = [{"type": "http.request", "body": b'{"mod', "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        raise AssertionError("nothing is sent to a client that left")
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [], "query_string": b""}
+    await app(scope, receive, send)
+    assert done == [Completion.CLIENT_GONE] and fake_provider.requests == []
+
+
+async def test_a_stream_that_breaks_completes_as_failed_with_its_error(recorder, fake_provider):
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "a"}}]}
+    fake_provider.script("openai.chat", Reply(sse=openai_sse([chunk] * 5), drop_after_chunks=2))
+    await call(recorder.app(), {**CHAT, "stream": True}, config(fake_provider, leaf(fake_provider)))
+    ((ctx, how),) = recorder.done
+    assert how is Completion.FAILED and ctx.status == 200 and ctx.error.code == "stream_interrupted"
+
+
+async def test_behind_the_web_adapter_the_invocation_deadline_comes_from_its_header(fake_provider):
+    # GIVEN the streaming function's app (behind the Lambda Web Adapter) and an invocation with
+    # 0.8 s left, of which 0.5 s is kept back to answer
+    import time as _time
+
+    done = []
+    gw = Gateway(Settings(), completion_callbacks=[lambda c: done.append(c)])
+    app = GatewayApp(RouteTable([RouteSpec("chat", "POST", "/v1/chat/completions", chat_completions)]), gw,
+                     adapter_deadline=True)
+    fake_provider.script("openai.chat", Reply(delay_s=3.0))
+    context = json.dumps({"request_id": "r", "deadline": int((_time.time() + 0.8) * 1000)})
+    headers = {**config(fake_provider, leaf(fake_provider)), "x-amzn-lambda-context": context}
+    # WHEN a provider is slower than that
+    started = _time.monotonic()
+    sent = await call(app, CHAT, headers)
+    # THEN the answer is a 504 before the invocation ends, not a function killed mid-call
+    assert sent[0]["status"] == 504 and _time.monotonic() - started < 2.0
+    assert done[0].error.code == "gateway_timeout"
+    await gw.close()

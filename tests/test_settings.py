@@ -1,12 +1,11 @@
 import pytest
 
-from aigw.adapters.asgi import GatewayApp
-from aigw.routes import ROUTES
+from aigw.adapters.local import create_app
 from aigw.settings import AZURE, LAMBDA_ROUTE, LOCAL, Settings
 
 
 def test_defaults_need_no_environment():
-    s = Settings.from_env({})
+    s = Settings.from_env({}, LOCAL)
     assert s.auth_mode == "none" and s.gateway_basepath is None
     assert s.trusted_custom_hosts == frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -22,7 +21,7 @@ def test_values_are_read_under_their_names():
         "UPSTREAM_POOL_SIZE": "8", "UPSTREAM_CONNECT_TIMEOUT_MS": "750", "UPSTREAM_POOL_PER_HOST": "4",
         "UPSTREAM_TIMEOUT_MS": "9000", "UPSTREAM_IDLE_TIMEOUT_MS": "3000", "MAX_RESPONSE_BODY_BYTES": "4096",
         "REQUEST_BODY_TIMEOUT_MS": "1500", "RESPONSE_WRITE_TIMEOUT_MS": "2500", "UPSTREAM_CLIENT": "stdlib",
-    })
+    }, LOCAL)
     assert (s.auth_mode, s.gateway_basepath, s.service_name) == ("api_key", "https://gw.example.com", "edge")
     assert (s.max_body_bytes, s.max_header_bytes) == (1024, 2048)
     assert "10.0.0.0/8" in s.trusted_custom_hosts and "ollama.corp" in s.trusted_custom_hosts
@@ -31,7 +30,7 @@ def test_values_are_read_under_their_names():
     assert (s.upstream_timeout_ms, s.upstream_idle_timeout_ms, s.max_response_bytes) == (9000, 3000, 4096)
     assert (s.request_body_timeout_ms, s.response_write_timeout_ms, s.upstream_client) == (1500, 2500, "stdlib")
     assert s.gateway_api_key_hashes == frozenset({"ab" * 32})
-    assert Settings.from_env({"TRUSTED_CUSTOM_HOSTS": ""}).trusted_custom_hosts == frozenset()
+    assert Settings.from_env({"TRUSTED_CUSTOM_HOSTS": ""}, LOCAL).trusted_custom_hosts == frozenset()
 
 
 @pytest.mark.parametrize("env", [
@@ -43,17 +42,17 @@ def test_values_are_read_under_their_names():
 ])
 def test_misconfiguration_fails_at_start_up(env, monkeypatch):
     with pytest.raises(ValueError):
-        Settings.from_env(env)
+        Settings.from_env(env, LOCAL)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(ValueError):
-        GatewayApp(ROUTES)  # the shells build their settings when they start
+        create_app()  # the local shell builds its settings when it starts
 
 
 def test_key_hashes_come_from_a_file_too(tmp_path):
     keys = tmp_path / "keys.txt"
     keys.write_text(f"# team a\n{KEY_HASH}  # ci\n\n{'cd' * 32}\n")
-    s = Settings.from_env({"AUTH_MODE": "api_key", "GATEWAY_API_KEYS_FILE": str(keys)})
+    s = Settings.from_env({"AUTH_MODE": "api_key", "GATEWAY_API_KEYS_FILE": str(keys)}, LOCAL)
     assert s.gateway_api_key_hashes == frozenset({"ab" * 32, "cd" * 32})
 
 
@@ -64,7 +63,7 @@ def test_each_shell_chooses_its_defaults_explicitly():
     # the host's own services
     assert local.trusted_custom_hosts == frozenset({"127.0.0.1", "::1", "localhost"})
     assert lam.trusted_custom_hosts == frozenset() and azure.trusted_custom_hosts == frozenset()
-    assert Settings.from_env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}).trusted_custom_hosts == local.trusted_custom_hosts
+    assert Settings.from_env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}, LOCAL).trusted_custom_hosts == local.trusted_custom_hosts
     assert (lam.upstream_client, local.upstream_client) == ("stdlib", "aiohttp")
     assert lam.max_response_bytes < 6 * 1024 * 1024 < local.max_response_bytes
     explicit = Settings.from_env({"TRUSTED_CUSTOM_HOSTS": "10.0.0.0/8"}, LAMBDA_ROUTE)

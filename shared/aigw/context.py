@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aigw.errors import ErrorFormat, InvalidHeader
+from aigw.errors import ErrorFormat, GatewayError, InvalidHeader
 
 if TYPE_CHECKING:
     from aigw.auth import Principal
@@ -97,10 +97,13 @@ class RequestContext:
     usage: Mapping[str, Any] | None = None
     cache_status: str = "DISABLED"
     hook_results: list[Any] = field(default_factory=list)
-    # The target that answered, its retries (-1: they ran out) and the status sent.
+    # The target that answered, its retries (-1: they ran out), the status sent, and the error
+    # the client was told (a stream's error event included).
     last_used_path: str | None = None
     retries: int = 0
     status: int | None = None
+    error: GatewayError | None = None
+    stream_broken: bool = False
     completion: Completion | None = None
     _callbacks: list[CompletionCallback] = field(default_factory=list, repr=False)
 
@@ -131,11 +134,15 @@ class RequestContext:
     def on_complete(self, callback: CompletionCallback) -> None:
         self._callbacks.append(callback)
 
+    def stream_failed(self, error: GatewayError) -> None:
+        """The stream ended with an error event (it broke or stalled after its first byte)."""
+        self.error, self.stream_broken = error, True
+
     def complete(self, how: Completion) -> None:
         """Called once by the shell when the response is over; later calls do nothing."""
         if self.completion is not None:
             return
-        self.completion = how
+        self.completion = Completion.FAILED if how is Completion.SENT and self.stream_broken else how
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             try:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from aigw.auth import Authenticator, authenticator_for
+from aigw.context import CompletionCallback
 from aigw.controlplane.sources import ConfigSource, NoControlPlane, VirtualKeySource
-from aigw.settings import LOCAL, Settings, ShellDefaults
+from aigw.settings import Settings, ShellDefaults
 from aigw.upstream.transport import Transport, make_transport
 
 T = TypeVar("T")
@@ -88,6 +89,8 @@ class Gateway:
     auth: Authenticator | None = None
     configs: ConfigSource = field(default_factory=NoControlPlane)
     virtual_keys: VirtualKeySource = field(default_factory=NoControlPlane)
+    # Told about every request once its response is over (the log producer registers here).
+    completion_callbacks: list[CompletionCallback] = field(default_factory=list)
     _transport: Service[Transport] = field(init=False, repr=False)
     _infra_transport: Service[Transport] = field(init=False, repr=False)
 
@@ -122,5 +125,5 @@ class Gateway:
             await service.close()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, *, shell: ShellDefaults = LOCAL) -> Gateway:
+    def from_env(cls, shell: ShellDefaults, env: Mapping[str, str] = os.environ) -> Gateway:
         return cls(settings=Settings.from_env(env, shell))

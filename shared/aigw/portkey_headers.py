@@ -51,25 +51,42 @@ class RequestOptions:
     metadata: Mapping[str, Any]
     # The provider key the client sent (Authorization bearer, x-api-key or api-key).
     api_key: str | None
+    # Every key the request carries (its provider key, the gateway key, the config's keys): any
+    # answer is scrubbed of all of them, whichever target gave it.
+    secrets: tuple[str, ...]
 
 
-def _usable(key: str) -> str | None:
+def secret_value(value: str, param: str) -> str:
+    """A key from a header, checked as every secret is: scrubbed from all that leaves, so bounded
+    in length (and free of line breaks and NUL, which no HTTP client sends)."""
+    if len(value) > MAX_API_KEY_LENGTH:
+        raise InvalidHeader(f"{param} is longer than {MAX_API_KEY_LENGTH} characters", param=param)
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise InvalidHeader(f"{param} holds a line break or NUL", param=param)
+    return value
+
+
+def _usable(key: str, param: str) -> str | None:
     key = key.strip()
     if key.lower() in _PLACEHOLDER_KEYS:
         return None
-    if len(key) > MAX_API_KEY_LENGTH:
-        raise InvalidHeader(f"the provider key is longer than {MAX_API_KEY_LENGTH} characters", param="authorization")
-    return key
+    return secret_value(key, param)
+
+
+def gateway_key(headers: Mapping[str, str]) -> str | None:
+    """The gateway key (``x-portkey-api-key``), checked as a secret whatever the auth mode."""
+    raw = headers.get("x-portkey-api-key")
+    return secret_value(raw.strip(), "x-portkey-api-key") if raw else None
 
 
 def bearer_key(headers: Mapping[str, str]) -> str | None:
     """The provider key: a bearer token, else ``x-api-key``, else ``api-key``. Another scheme
     (``Basic ...``) is not a key and is never forwarded as one."""
     scheme, _, rest = headers.get("authorization", "").strip().partition(" ")
-    key = _usable(rest) if scheme.lower() == "bearer" else None
+    key = _usable(rest, "authorization") if scheme.lower() == "bearer" else None
     for alt in ("x-api-key", "api-key"):
         if not key:
-            key = _usable(headers.get(alt, ""))
+            key = _usable(headers.get(alt, ""), alt)
     return key
 
 
@@ -154,4 +171,7 @@ def read_options(headers: Mapping[str, str], trusted_hosts: frozenset[str],
         wanted = (*_TARGET_HEADERS, "x-portkey-forward-headers", "x-portkey-request-timeout")
         items = tuple((h, headers[h]) for h in wanted if headers.get(h))
         root = _target_from_headers(items, trusted_hosts)
-    return RequestOptions(root=root, metadata=_metadata(headers.get("x-portkey-metadata")), api_key=bearer_key(headers))
+    api_key = bearer_key(headers)
+    secrets = tuple(k for k in (api_key, gateway_key(headers), *root.secrets) if k)
+    return RequestOptions(root=root, metadata=_metadata(headers.get("x-portkey-metadata")), api_key=api_key,
+                          secrets=secrets)

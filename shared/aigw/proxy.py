@@ -10,7 +10,7 @@ A new capability adds a stage step or a wrapper in ``_chain``; it does not grow 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +47,7 @@ async def proxy(ctx: RequestContext, gw: Gateway, kind: EndpointKind, body_check
         outcome = await route_request(ctx, gw, resolved, options, spec)
     except GatewayError as exc:
         return failed_before_routing(ctx, exc)
-    secrets = (options.api_key, ctx.request.headers.get("x-portkey-api-key"))
-    return respond(ctx, outcome, secrets)
+    return respond(ctx, outcome, options.secrets)
 
 
 async def resolve(ctx: RequestContext, gw: Gateway) -> Resolved:
@@ -84,16 +83,17 @@ def parse(ctx: RequestContext, gw: Gateway, resolved: Resolved, kind: EndpointKi
 
 
 async def route_request(ctx: RequestContext, gw: Gateway, resolved: Resolved, options: RequestOptions,
-                        spec: CallSpec) -> Outcome:
+                        spec: CallSpec) -> Outcome[Attempt]:
     settings = gw.settings
     env = RouterEnv(
         rng=gw.rng,
-        sleep=_capped_sleep(ctx, gw),
+        sleep=gw.sleep,
         clock=gw.clock,
         context={"metadata": options.metadata, "params": spec.body, "url": {"pathname": ctx.request.path}},
         retry_base_ms=settings.retry_base_ms,
         retry_max_backoff_ms=settings.retry_max_backoff_ms,
         retry_after_cap_ms=settings.retry_after_cap_ms,
+        remaining_s=ctx.remaining_s,
     )
     return await route(options.root, _chain(ctx, gw, resolved, spec), env)
 
@@ -109,17 +109,3 @@ def _chain(ctx: RequestContext, gw: Gateway, resolved: Resolved, spec: CallSpec)
         within_deadline(ctx),
         resolving_virtual_keys(gw.virtual_keys, resolved.principal),
     ])
-
-
-def _capped_sleep(ctx: RequestContext, gw: Gateway) -> Callable[[float], Awaitable[None]]:
-    """Backoff never sleeps past the request's deadline."""
-    if ctx.deadline is None:
-        return gw.sleep
-    sleep = gw.sleep
-
-    async def capped(seconds: float) -> None:
-        left = ctx.remaining_s()
-        await sleep(seconds if left is None else min(seconds, left))
-
-    return capped
-

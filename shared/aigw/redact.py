@@ -68,6 +68,7 @@ from operator import add, sub
 
 import re2 as _re2
 
+from aigw.aclose import aclose
 from aigw.upstream.sse_passthrough import MAX_PENDING_LINE, line_end
 
 __all__ = ["MAX_PENDING_LINE", "MAX_SECRET_LENGTH", "REDACTED", "REDACTED_TEXT", "SHORT_SECRET", "Scrubber"]
@@ -537,9 +538,7 @@ class Scrubber:
                     yield out
         finally:
             # Closed early (client gone): close the source now, so the upstream is released at once.
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose(chunks)
 
     def _finish(self, context: _Bytes, data: _Bytes) -> _Bytes:
         """``data`` scrubbed, read after ``context`` (the token sent just before it, for boundaries)."""

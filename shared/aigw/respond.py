@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from aigw.aclose import aclose
 from aigw.calls.attempt import Attempt
 from aigw.context import RequestContext
 from aigw.errors import GatewayError, render_error
 from aigw.redact import scrubber_for
-from aigw.response import JSON_CT, SSE_CT, GatewayResponse
+from aigw.response import JSON_CT, SSE_CT, GatewayResponse, error_response
 
 if TYPE_CHECKING:
     from aigw.routing.engine import Outcome
@@ -29,18 +30,16 @@ def portkey_headers(ctx: RequestContext) -> dict[str, str]:
 
 
 def failed_before_routing(ctx: RequestContext, exc: GatewayError) -> GatewayResponse:
-    ctx.status = exc.status
-    headers = {"content-type": JSON_CT, **portkey_headers(ctx)}
-    return GatewayResponse(exc.status, headers, render_error(exc, ctx.error_format))
+    ctx.error = exc
+    return error_response(exc, ctx.error_format, portkey_headers(ctx))
 
 
-def respond(ctx: RequestContext, outcome: Outcome, secrets: Iterable[str | None]) -> GatewayResponse:
+def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: Iterable[str | None]) -> GatewayResponse:
     """``secrets``: what the request carried (its provider key, the gateway key); the key the
     answering attempt used is added."""
     attempt = outcome.attempt
-    assert isinstance(attempt, Attempt)
     scrubber = scrubber_for((*secrets, attempt.secret))
-    ctx.last_used_path, ctx.retries, ctx.status = outcome.leaf.path, outcome.retries, attempt.status
+    ctx.last_used_path, ctx.retries, ctx.error = outcome.leaf.path, outcome.retries, attempt.error
     headers = scrubber.headers(attempt.headers) if attempt.headers else {}
     headers.update(portkey_headers(ctx))
     provider = attempt.provider_name
@@ -51,7 +50,7 @@ def respond(ctx: RequestContext, outcome: Outcome, secrets: Iterable[str | None]
     if attempt.stream is not None:
         headers["content-type"] = SSE_CT
         headers["cache-control"] = "no-cache"
-        events = _counting_usage(ctx, attempt.stream.events())
+        events = _counting_usage(ctx, attempt.stream.events(on_error=ctx.stream_failed))
         return GatewayResponse(attempt.status, headers, stream=scrubber.stream(events) if scrubber.active else events)
     headers["content-type"] = JSON_CT
     if attempt.error is None:
@@ -68,9 +67,7 @@ async def _counting_usage(ctx: RequestContext, events: AsyncIterator[bytes]) -> 
                 _take_usage(ctx, event)
             yield event
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(events)
 
 
 def _take_usage(ctx: RequestContext, event: bytes) -> None:

@@ -7,7 +7,6 @@ the environment (on Azure, loopback must not become a trusted custom host by acc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -109,7 +108,8 @@ class Settings:
     upstream_client: str = LOCAL.upstream_client
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, shell: ShellDefaults = LOCAL) -> Settings:
+    def from_env(cls, env: Mapping[str, str], shell: ShellDefaults) -> Settings:
+        """Settings of ``shell`` (its defaults chosen by the shell, never guessed), from ``env``."""
         trusted = env.get("TRUSTED_CUSTOM_HOSTS")
         auth_mode = _choice(env, "AUTH_MODE", ("none", "api_key"), "none")
         hashes = _key_hashes(env)  # validated in every mode: a typo fails the start, not a later switch

@@ -27,6 +27,15 @@ def _bad_events():
     yield "isBase64Encoded not a bool", {**ok, "isBase64Encoded": "yes"}
     yield "cookies not a list", {**ok, "cookies": "a=b"}
     yield "method missing", {**ok, "requestContext": {**ok["requestContext"], "http": {"path": "/"}}}
+    http = ok["requestContext"]["http"]
+    yield "sourceIp missing", {**ok, "requestContext": {**ok["requestContext"],
+                                                       "http": {k: v for k, v in http.items() if k != "sourceIp"}}}
+    yield "payload 1.0", {**ok, "version": "1.0"}
+    yield "no version", {k: v for k, v in ok.items() if k != "version"}
+    yield "newline in a header value", {**ok, "headers": {**ok["headers"], "authorization": "Bearer abc\ndefghijkl"}}
+    yield "NUL in a header value", {**ok, "headers": {**ok["headers"], "x-portkey-api-key": "pk\x00"}}
+    yield "newline in a header name", {**ok, "headers": {**ok["headers"], "x a\n": "1"}}
+    yield "host null", {**ok, "headers": {**ok["headers"], "host": None}}
 
 
 BAD = list(_bad_events())
@@ -61,15 +70,61 @@ def test_bad_events_get_a_400_in_the_openai_shape(loop, name, event):
 
 
 def test_an_answer_over_lambdas_limit_is_a_clean_502(loop):
-    # GIVEN a handler whose answer (the whole invocation result) exceeds the 6 MB limit
-    from aigw.adapters.asgi import GatewayApp
+    # GIVEN a handler whose answers may be at most 100 bytes (Lambda's limit is 6 MB)
     from aigw.adapters.aws import LambdaHttpHandler
 
-    app = GatewayApp(CHAT_COMPLETIONS, Gateway(Settings()))
-    handler = LambdaHttpHandler(app, response_limit=100)
+    done = []
+    gateway = Gateway(Settings(), completion_callbacks=[lambda ctx: done.append((ctx.status, ctx.completion))])
+    handler = LambdaHttpHandler(CHAT_COMPLETIONS, gateway, response_limit=100)
     # WHEN a request gets an answer larger than that (here: the 400 for a bad body, a few hundred bytes)
     event = http_api_event("POST", "/v1/chat/completions", body={"model": "m", "padding": "x" * 500})
     result = handler(event, FakeContext())
-    # THEN a 502 that points to the streaming URL, not a failed invocation
-    assert result["statusCode"] == 502
+    # THEN a 502 that points to the streaming URL, not a failed invocation, with its trace id; and
+    # the request's context records the 502 the client got
+    assert result["statusCode"] == 502 and result["headers"]["x-portkey-trace-id"]
     assert "streaming" in json.loads(result["body"])["error"]["message"]
+    assert done == [(502, "sent")]
+
+
+def test_behind_api_gateway_the_deadline_is_its_30_s_not_the_functions_timeout():
+    import time
+
+    from aigw.adapters.asgi import _deadline
+
+    class LongContext(FakeContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 120_000
+
+    http_api = http_api_event("POST", "/v1/chat/completions", body={"model": "m"})
+    left = _deadline({"aws.context": LongContext(), "aws.event": http_api}) - time.monotonic()
+    assert 29 < left <= 30
+    function_url = {**http_api, "requestContext": {**http_api["requestContext"],
+                                                   "domainName": "abc.lambda-url.us-east-1.on.aws"}}
+    left = _deadline({"aws.context": LongContext(), "aws.event": function_url}) - time.monotonic()
+    assert 119 < left <= 120
+    assert _deadline({}) is None  # not on Lambda
+
+
+def test_a_stream_over_the_limit_is_a_502_too(loop, fake_provider):
+    # GIVEN a Lambda behind API Gateway (answers delivered whole, here at most 2000 bytes) and a
+    # stream that grows past that
+    from aigw.adapters.aws import LambdaHttpHandler
+    from tests.fakes.provider_server import Reply, openai_sse
+
+    done = []
+    gateway = Gateway(Settings(), completion_callbacks=[lambda ctx: done.append((ctx.status, ctx.completion))])
+    handler = LambdaHttpHandler(CHAT_COMPLETIONS, gateway, response_limit=2000)
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "x" * 200}}]}
+    fake_provider.script("openai.chat", Reply(sse=openai_sse([chunk] * 20)))
+    headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": fake_provider.base_url + "/v1",
+               "authorization": "Bearer sk-test-0123456789"}
+    event = http_api_event("POST", "/v1/chat/completions", body={"model": "m", "stream": True,
+                                                                 "messages": [{"role": "user", "content": "hi"}]},
+                           headers=headers)
+    # WHEN it is served
+    result = handler(event, FakeContext())
+    # THEN the client gets a clean 502 (not a cut stream), the context says so, the upstream is released
+    assert result["statusCode"] == 502, result
+    assert "streaming" in json.loads(result["body"])["error"]["message"]
+    assert done == [(502, "sent")]
+    loop.run_until_complete(gateway.close())

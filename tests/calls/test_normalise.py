@@ -26,7 +26,7 @@ def test_an_openai_body_passes_through_byte_for_byte_with_its_usage():
 @pytest.mark.parametrize("kind, raw", [
     (EndpointKind.CHAT, b"{}"), (EndpointKind.CHAT, b"not json"), (EndpointKind.CHAT, b"[1]"),
     (EndpointKind.CHAT, b'{"error": {"message": "overloaded"}}'), (EndpointKind.EMBEDDINGS, orjson.dumps(CHAT)),
-    (EndpointKind.MODELS, b'{"data": null}'),
+    (EndpointKind.MODELS, b'{"data": null}'), (EndpointKind.CHAT, b'{"choices": [1]}'),
 ])
 def test_malformed_2xx_is_an_invalid_provider_response(kind, raw):
     with pytest.raises(InvalidProviderResponse) as info:

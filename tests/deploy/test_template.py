@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from aigw.routes import ROUTES
-from aigw.settings import Settings
+from aigw.settings import LAMBDA_ROUTE, Settings
 from tests.support.runtime_api import REPO, TEMPLATE, tool_env
 
 BIN = Path(sys.executable).parent
@@ -139,7 +139,7 @@ def test_environment_is_what_settings_reads(template):
             return super().__getitem__(key)
 
     env = Recording({name: str(params[v["Ref"]]["Default"]) for name, v in variables.items()})
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(env, LAMBDA_ROUTE)
     assert set(variables) <= env.read, f"not read by Settings: {set(variables) - env.read}"
     for required in ("AUTH_MODE", "TRUSTED_CUSTOM_HOSTS", "GATEWAY_BASEPATH", "SERVICE_NAME",
                      "MAX_REQUEST_BODY_BYTES"):

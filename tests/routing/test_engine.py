@@ -217,3 +217,15 @@ async def test_single_mode_uses_first_target():
     root = tree({"strategy": {"mode": "single"}, "targets": [
         {"provider": "openai", "api_key": "a"}, {"provider": "openai", "api_key": "b"}]})
     assert (await route(root, call, env())).leaf.path == "config.targets[0]"
+
+
+async def test_a_wait_longer_than_the_time_left_answers_at_once():
+    # GIVEN 2 s left before the request's deadline and a provider asking for 3 s
+    sleeps = Sleeps()
+    call = ScriptedCall({"a": [fail(429, {"retry-after": "3"}), ok()]})
+    root = tree({"provider": "openai", "api_key": "a", "retry": {"attempts": 3, "use_retry_after_header": True}})
+    routing = env(sleeps=sleeps)
+    routing = RouterEnv(**{**routing.__dict__, "remaining_s": lambda: 2.0})
+    outcome = await route(root, call, routing)
+    # THEN its 429 comes back now (not a timeout two seconds later), as a failure of the retries
+    assert call.calls == ["a"] and sleeps.waits == [] and outcome.attempt.status == 429 and outcome.retries == -1

@@ -27,7 +27,7 @@ async def call(transport, port, method="GET", body=None):
 
 async def test_connections_are_reused():
     server = RawServer()
-    transport = StdlibTransport(TRUSTED, 5)
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
     for _ in range(3):
         assert await call(transport, server.port) == (200, b"{}")
     assert server.connections == 1
@@ -38,7 +38,7 @@ async def test_connections_are_reused():
 async def test_an_idle_connection_the_server_closed_is_replaced_before_anything_is_sent():
     # GIVEN a server that closes each connection after one answer, without saying so
     server = RawServer(close_after=1)
-    transport = StdlibTransport(TRUSTED, 5)
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
     assert await call(transport, server.port, "POST", b"{}") == (200, b"{}")
     await asyncio.sleep(0.05)  # the server has closed the idle connection meanwhile
     # WHEN the next POST comes THEN it goes out once, on a new connection, and succeeds
@@ -51,7 +51,7 @@ async def test_an_idle_connection_the_server_closed_is_replaced_before_anything_
 async def test_a_post_that_reached_the_provider_is_never_sent_twice():
     # GIVEN a server that reads the second request in full, then closes without answering
     server = RawServer(drop_at=2)
-    transport = StdlibTransport(TRUSTED, 5)
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
     assert await call(transport, server.port, "POST", b'{"n":1}') == (200, b"{}")
     # WHEN a POST goes out on the reused keep-alive connection and no answer comes
     with pytest.raises(TransportError):
@@ -65,7 +65,7 @@ async def test_a_post_that_reached_the_provider_is_never_sent_twice():
 
 async def test_a_get_on_a_reused_connection_that_died_is_sent_once_more():
     server = RawServer(drop_at=2)
-    transport = StdlibTransport(TRUSTED, 5)
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
     assert await call(transport, server.port) == (200, b"{}")
     assert await call(transport, server.port) == (200, b"{}")  # safe to repeat: repeated on a new connection
     assert (server.methods, server.connections) == (["GET", "GET", "GET"], 2)
@@ -107,7 +107,7 @@ def test_idle_alive_sees_a_closed_or_chattering_peer(monkeypatch, dontwait):
 
 async def test_a_timeout_aborts_the_blocked_call_and_the_transport_stays_usable():
     hanging, healthy = RawServer(hang=True), RawServer()
-    transport = StdlibTransport(TRUSTED, 5)
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.2):
             await call(transport, hanging.port)
@@ -122,7 +122,7 @@ async def test_connection_refused_is_a_transport_error_without_the_url():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    transport = StdlibTransport(TRUSTED, 5)
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
     with pytest.raises(TransportError) as info:
         await call(transport, port)
     assert str(port) not in str(info.value)
@@ -132,7 +132,7 @@ async def test_connection_refused_is_a_transport_error_without_the_url():
 async def test_untrusted_loopback_is_refused_at_connect_time():
     server = RawServer()
     with pytest.raises(TransportError):
-        await call(StdlibTransport(frozenset(), 5), server.port)
+        await call(StdlibTransport(frozenset(), 5, pool_size=8, pool_per_host=8), server.port)
     assert server.connections == 0
     server.close()
 
@@ -144,7 +144,7 @@ async def test_through_a_proxy_the_connect_timeout_is_not_a_read_timeout(monkeyp
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
     # WHEN the connect timeout is far shorter than that
-    transport = StdlibTransport(TRUSTED, 0.2)
+    transport = StdlibTransport(TRUSTED, 0.2, pool_size=8, pool_per_host=8)
     response = await transport.request("GET", "http://127.0.0.1:9/v1/models", {}, None)
     # THEN the slow answer still arrives; the proxy was asked in absolute form, Host naming the target
     assert response.status == 200 and await read_all(response) == b"{}"

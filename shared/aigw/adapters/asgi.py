@@ -13,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from aigw.context import Completion, RequestContext, trace_id_from
+import orjson
+
+from aigw.aclose import aclose
+from aigw.context import Completion, RequestContext, new_trace_id, trace_id_from
 from aigw.errors import (
     ErrorFormat,
     GatewayError,
     HeadersTooLarge,
     MethodNotAllowed,
     PayloadTooLarge,
+    ResponseTooLarge,
     render_stream_error,
 )
 from aigw.gateway import Gateway
@@ -94,49 +98,75 @@ async def _wait_gone(receive: Receive) -> None:
         pass
 
 
+# API Gateway's HTTP API ends a request after 30 s (its hard integration limit, answered 503):
+# work past that is billed and read by nobody, whatever the function's own timeout.
+HTTP_API_TIMEOUT_S = 30.0
+
+
 def _deadline(scope: Scope) -> float | None:
-    """The Lambda invocation's end (Mangum puts its context in the scope), less a margin."""
+    """When the work must be over: the Lambda invocation's end (Mangum puts its context in the
+    scope), or API Gateway's 30 s if that comes first, less a margin to send the answer."""
     context = scope.get("aws.context")
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if remaining is None:
         return None
     try:
-        left_ms = float(remaining())
+        left_s = float(remaining()) / 1000
     except (TypeError, ValueError):
         return None
-    return time.monotonic() + max(0.0, left_ms / 1000 - DEADLINE_MARGIN_S)
+    event = scope.get("aws.event")
+    request_context = event.get("requestContext") if isinstance(event, Mapping) else None
+    if isinstance(request_context, Mapping) and "lambda-url" not in str(request_context.get("domainName", "")):
+        left_s = min(left_s, HTTP_API_TIMEOUT_S)  # behind API Gateway (a Function URL has no such limit)
+    return time.monotonic() + max(0.0, left_s - DEADLINE_MARGIN_S)
 
 
-async def _send_stream(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None,
-                       fmt: ErrorFormat) -> Completion:
-    stream = response.stream
-    assert stream is not None
-    await send({"type": "http.response.start", "status": response.status, "headers": _raw_headers(response.headers)})
-    how = Completion.SENT
+LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
+
+
+def _adapter_deadline(headers: Mapping[str, str]) -> float | None:
+    """Behind the Lambda Web Adapter (the streaming function) the invocation's context arrives as
+    a JSON header; its ``deadline`` is the invocation's end in epoch milliseconds. (A client
+    cannot use it to get more time than the function's own timeout, which Lambda enforces.)"""
+    raw = headers.get(LAMBDA_CONTEXT_HEADER)
+    if not raw:
+        return None
+    try:
+        context = orjson.loads(raw)
+        deadline_ms = float(context.get("deadline") or context.get("deadline_ms"))
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return None
+    left_s = deadline_ms / 1000 - time.time()
+    return time.monotonic() + max(0.0, left_s - DEADLINE_MARGIN_S)
+
+
+async def _chunks(stream: AsyncGenerator[bytes, None], gone: asyncio.Future[None] | None,
+                  fmt: ErrorFormat, outcome: list[Completion]) -> AsyncIterator[bytes]:
+    """The stream's chunks, raced against the client leaving (an abandoned stream releases its
+    upstream at once, not when the provider next sends something); a bug in a transform ends it
+    with an error event, never silently. ``outcome`` gets how it ended."""
     pending: asyncio.Future[bytes] | None = None
     try:
         while True:
-            # Race each chunk against the client leaving: an abandoned stream releases its
-            # upstream at once, not when the provider next sends something.
             pending = asyncio.ensure_future(stream.__anext__())
             if gone is not None:
                 await asyncio.wait((pending, gone), return_when=asyncio.FIRST_COMPLETED)
                 if not pending.done():
-                    how = Completion.CLIENT_GONE
-                    break
+                    outcome.append(Completion.CLIENT_GONE)
+                    return
             try:
                 chunk = pending.result() if pending.done() else await pending
             except StopAsyncIteration:
                 pending = None
-                break
+                outcome.append(Completion.SENT)
+                return
             pending = None
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except Exception as exc:  # a bug in a transform: end the stream visibly, not silently
+            yield chunk
+    except Exception as exc:
         log_bug("stream", exc)
-        how = Completion.FAILED
-        failed = render_stream_error(GatewayError("internal gateway error while streaming",
-                                                  code="stream_interrupted"), fmt)
-        await send({"type": "http.response.body", "body": failed, "more_body": True})
+        outcome.append(Completion.FAILED)
+        yield render_stream_error(GatewayError("internal gateway error while streaming",
+                                               code="stream_interrupted"), fmt)
     finally:
         if pending is not None and not pending.done():
             # The generator is still running its read: cancel it and wait until it has stopped,
@@ -145,30 +175,85 @@ async def _send_stream(response: GatewayResponse, send: Send, gone: asyncio.Futu
             await asyncio.wait((pending,))
         if pending is not None and pending.done() and not pending.cancelled():
             pending.exception()  # retrieved, so asyncio does not log it as never retrieved
-        await stream.aclose()
+        await aclose(stream)
+
+
+async def _send_response(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None,
+                         fmt: ErrorFormat) -> Completion:
+    headers = _raw_headers(response.headers)
+    if response.stream is None:
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+        return Completion.SENT
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    outcome: list[Completion] = []
+    chunks = _chunks(response.stream, gone, fmt, outcome)
+    try:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        await aclose(chunks)
+    how = outcome[-1] if outcome else Completion.FAILED
     if how is not Completion.CLIENT_GONE:
         await send({"type": "http.response.body", "body": b""})
     return how
 
 
-async def _send_response(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None,
-                         fmt: ErrorFormat) -> Completion:
+async def _buffered(response: GatewayResponse, limit: int, fmt: ErrorFormat) -> GatewayResponse:
+    """For a shell that delivers whole answers only (API Gateway through Mangum): a stream is read
+    to its end first, and an answer too large for the platform becomes a clean 502."""
+    too_large = False
     if response.stream is not None:
-        return await _send_stream(response, send, gone, fmt)
-    headers = _raw_headers(response.headers)
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
-    return Completion.SENT
+        parts: list[bytes] = []
+        size = 0
+        outcome: list[Completion] = []
+        chunks = _chunks(response.stream, None, fmt, outcome)
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    too_large = True
+                    break
+                parts.append(chunk)
+        finally:
+            await aclose(chunks)
+        response = GatewayResponse(response.status, response.headers, b"".join(parts))
+    if too_large or _encoded_size(response) > limit:
+        headers = {k: v for k, v in response.headers.items() if k.startswith("x-portkey-")}
+        return error_response(ResponseTooLarge(
+            "the answer is larger than Lambda's 6 MB response limit; use the streaming Function URL for "
+            "large answers"), fmt, headers)
+    return response
+
+
+def _encoded_size(response: GatewayResponse) -> int:
+    """The size of the response as the Lambda result JSON carries it (quotes and control characters
+    in the body are escaped there)."""
+    body = response.body
+    controls = len(body) - len(body.translate(None, _CONTROL_BYTES))  # each becomes at most 6 bytes
+    escaped = len(body) + body.count(b'"') + body.count(b"\\") + 5 * controls
+    return escaped + sum(len(k) + len(v) + 6 for k, v in response.headers.items()) + 128
+
+
+_CONTROL_BYTES = bytes(range(32))
 
 
 class GatewayApp:
-    """An ASGI app over a ``RouteTable``, or over one fixed route (a per-route function)."""
+    """An ASGI app over a ``RouteTable``, or over one fixed route (a per-route function).
 
-    def __init__(self, routes: RouteTable | RouteSpec, gateway: Gateway | None = None) -> None:
+    ``buffer_limit``: the shell delivers whole answers of at most this size (Lambda behind API
+    Gateway): streams are collected first, and a larger answer becomes a 502.
+    ``adapter_deadline``: the shell runs behind the Lambda Web Adapter, which passes the
+    invocation's deadline in a header.
+    """
+
+    def __init__(self, routes: RouteTable | RouteSpec, gateway: Gateway, *, buffer_limit: int | None = None,
+                 adapter_deadline: bool = False) -> None:
         self.routes = routes
-        # Settings are read here, at start-up, so a misconfiguration fails the start, not a request.
-        self.gateway = gateway if gateway is not None else Gateway.from_env()
+        self.gateway = gateway
+        self.buffer_limit = buffer_limit
+        self.adapter_deadline = adapter_deadline
 
     def _route(self, method: str, path: str) -> tuple[RouteSpec, Mapping[str, str]]:
         routes = self.routes
@@ -189,50 +274,59 @@ class GatewayApp:
         if scope["type"] != "http":
             return
         gw = self.gateway
+        # Made first, so every request (a 404, a 431, a client leaving mid-body) completes one.
+        ctx = RequestContext(GatewayRequest(scope["method"], scope["path"], {}), new_trace_id(),
+                             deadline=_deadline(scope))
+        for callback in gw.completion_callbacks:
+            ctx.on_complete(callback)
         gone: asyncio.Future[None] | None = None
-        ctx: RequestContext | None = None
-        fmt = ErrorFormat.OPENAI
         how = Completion.FAILED
         try:
             try:
-                headers = _headers(scope, gw.settings.max_header_bytes)
-                spec, params = self._route(scope["method"], scope["path"])
-                fmt = spec.error_format
-                body = await _read_body(receive, headers, gw.settings.max_body_bytes)
-                request = GatewayRequest(scope["method"], scope["path"], headers, body,
-                                         scope.get("query_string", b"").decode("latin-1"), params)
-                ctx = RequestContext(request, trace_id_from(headers), fmt, _deadline(scope))
-                response = await self._run(spec, ctx, gw, receive)
-                if response is None:
-                    how = Completion.CLIENT_GONE
-                    return
-                gone = self._gone
+                response, gone = await self._serve(ctx, scope, receive)
             except _ClientGone:
                 how = Completion.CLIENT_GONE
                 return
             except GatewayError as exc:
-                response = error_response(exc, fmt)
+                ctx.error, response = exc, error_response(exc, ctx.error_format)
             except Exception as exc:  # a bug: log its type and place only (never request data), answer 500
                 log_bug(f"{scope.get('method')} {scope.get('path')}", exc)
-                response = error_response(GatewayError("internal gateway error"), fmt)
-            if ctx is not None:
-                response.headers.setdefault("x-portkey-trace-id", ctx.trace_id)
-                if ctx.status is None:
-                    ctx.status = response.status
-            how = await _send_response(response, send, gone, fmt)
+                ctx.error = GatewayError("internal gateway error")
+                response = error_response(ctx.error, ctx.error_format)
+            if response is None:
+                how = Completion.CLIENT_GONE
+                return
+            response.headers.setdefault("x-portkey-trace-id", ctx.trace_id)
+            if self.buffer_limit is not None:
+                response = await _buffered(response, self.buffer_limit, ctx.error_format)
+            ctx.status = response.status
+            how = await _send_response(response, send, gone, ctx.error_format)
         finally:
             if gone is not None:
                 gone.cancel()
-            if ctx is not None:
-                ctx.complete(how)
+            ctx.complete(how)
 
-    async def _run(self, spec: RouteSpec, ctx: RequestContext, gw: Gateway,
-                   receive: Receive) -> GatewayResponse | None:
+    async def _serve(self, ctx: RequestContext, scope: Scope,
+                     receive: Receive) -> tuple[GatewayResponse | None, asyncio.Future[None] | None]:
+        settings = self.gateway.settings
+        request = ctx.request
+        request.headers = _headers(scope, settings.max_header_bytes)
+        if self.adapter_deadline and ctx.deadline is None:
+            ctx.deadline = _adapter_deadline(request.headers)
+        spec, request.path_params = self._route(scope["method"], scope["path"])
+        ctx.error_format = spec.error_format
+        ctx.trace_id = trace_id_from(request.headers)
+        request.body = await _read_body(receive, request.headers, settings.max_body_bytes)
+        request.query = scope.get("query_string", b"").decode("latin-1")
+        return await self._run(spec, ctx, receive)
+
+    async def _run(self, spec: RouteSpec, ctx: RequestContext,
+                   receive: Receive) -> tuple[GatewayResponse | None, asyncio.Future[None] | None]:
         """Run the handler; a client that leaves cancels the work (no retries, fallbacks or
-        generations nobody will read). None: the client left. A callback, not a second task:
-        this is the hot path."""
+        generations nobody will read). A callback, not a second task: this is the hot path.
+        Returns the response (None: the client left) and the future that tells the client left,
+        which the sending of a stream watches next."""
         gone = asyncio.ensure_future(_wait_gone(receive))
-        self._gone: asyncio.Future[None] | None = gone
         working = asyncio.current_task()
         assert working is not None
         in_handler = True
@@ -243,14 +337,17 @@ class GatewayApp:
 
         gone.add_done_callback(cancel_work)
         try:
-            return await spec.handler()(ctx, gw)
+            return await spec.handler()(ctx, self.gateway), gone
         except asyncio.CancelledError:
             if gone.done() and not gone.cancelled():
                 # Our own cancellation, caught and not passed on: undo it, or the task stays
                 # marked cancelled and a later `asyncio.timeout` in it would misfire.
                 working.uncancel()
-                gone.cancel()
-                return None
+                return None, None
+            gone.cancel()
+            raise
+        except BaseException:
+            gone.cancel()
             raise
         finally:
             in_handler = False

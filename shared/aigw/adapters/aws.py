@@ -30,17 +30,22 @@ log = logging.getLogger("aigw")
 LambdaHandler = Callable[[Any, Any], dict[str, Any]]
 
 
-def _answer(exc: GatewayError) -> dict[str, Any]:
-    return {"statusCode": exc.status, "headers": {"content-type": "application/json"},
+def _answer(exc: GatewayError, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"statusCode": exc.status, "headers": {"content-type": "application/json", **(headers or {})},
             "body": render_error(exc).decode(), "isBase64Encoded": False}
 
 
 class LambdaHttpHandler:
-    """``handler(event, context)``: validate, run the app through Mangum, bound the answer."""
+    """``handler(event, context)``: validate, run the app through Mangum, bound the answer.
 
-    def __init__(self, app: GatewayApp, response_limit: int = LAMBDA_SYNC_RESPONSE_LIMIT) -> None:
-        self.app = app
-        self._mangum = Mangum(app, lifespan="off")
+    The app itself collects streams and refuses answers over ``response_limit`` (so the request's
+    context records the 502 the client gets); the check of the finished result here is a backstop.
+    """
+
+    def __init__(self, routes: RouteSpec | RouteTable, gateway: Gateway,
+                 response_limit: int = LAMBDA_SYNC_RESPONSE_LIMIT) -> None:
+        self.app = GatewayApp(routes, gateway, buffer_limit=response_limit)
+        self._mangum = Mangum(self.app, lifespan="off")
         self._limit = response_limit
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
@@ -53,9 +58,11 @@ class LambdaHttpHandler:
             log_bug("lambda handler", exc)
             return _answer(GatewayError("internal gateway error"))
         if len(orjson.dumps(result)) > self._limit:
+            headers = result.get("headers") or {}
+            trace = {"x-portkey-trace-id": headers["x-portkey-trace-id"]} if "x-portkey-trace-id" in headers else {}
             return _answer(ResponseTooLarge(
                 "the answer is larger than Lambda's 6 MB response limit; use the streaming Function URL "
-                "for large answers"))
+                "for large answers"), trace)
         return result
 
 
@@ -68,15 +75,15 @@ def http_handler(route: RouteSpec, gateway: Gateway | None = None, *, upstream: 
     first request.
     """
     if gateway is None:
-        gateway = Gateway.from_env(shell=LAMBDA_ROUTE)
+        gateway = Gateway.from_env(LAMBDA_ROUTE)
     route.handler()  # imported now: the cold start is paid in init
     if upstream:
         gateway.transport  # noqa: B018 - built now, so the cold start is paid in init
-    return LambdaHttpHandler(GatewayApp(route, gateway))
+    return LambdaHttpHandler(route, gateway)
 
 
 def router_handler(routes: RouteTable, gateway: Gateway | None = None) -> LambdaHttpHandler:
     """A Lambda handler that routes by path and method itself (API Gateway's $default route)."""
     if gateway is None:
-        gateway = Gateway.from_env(shell=LAMBDA_ROUTE)
-    return LambdaHttpHandler(GatewayApp(routes, gateway))
+        gateway = Gateway.from_env(LAMBDA_ROUTE)
+    return LambdaHttpHandler(routes, gateway)

@@ -13,6 +13,13 @@ from base64 import b64decode
 from collections.abc import Mapping
 from typing import Any
 
+_NOT_IN_HEADERS = frozenset("\r\n\0")
+
+
+def _header_text(value: Any) -> bool:
+    """What an HTTP client can send as a header: no line breaks or NUL (a JSON event can hold them)."""
+    return _text(value) and not _NOT_IN_HEADERS.intersection(value)
+
 
 def _text(value: Any) -> bool:
     """A str that encodes as UTF-8 (no lone surrogates, which JSON events may carry)."""
@@ -29,20 +36,20 @@ def event_problem(event: Any) -> str | None:
     """None when Mangum can read ``event``, else what is wrong with it."""
     if not isinstance(event, Mapping):
         return "the event is not a JSON object"
+    if event.get("version") != "2.0":
+        return "only payload format 2.0 events are served (HTTP API, Function URL)"
     context = event.get("requestContext")
     http = context.get("http") if isinstance(context, Mapping) else None
     if not isinstance(http, Mapping):
         return "the event has no requestContext.http (not an HTTP API or Function URL event)"
-    for key in ("method", "path", "sourceIp"):
-        if key in http and not _text(http[key]):
-            return f"requestContext.http.{key} is not a string"
-    if not _text(http.get("method")) or not _text(event.get("rawPath", http.get("path"))):
-        return "the event has no method or path"
+    for key in ("method", "path", "sourceIp"):  # Mangum reads all three
+        if not _text(http.get(key)):
+            return f"requestContext.http.{key} is missing or not a string"
     headers = event.get("headers", {})
     if headers is None or not isinstance(headers, Mapping):
         return "headers is not an object"
-    if not all(_text(k) and _text(v) for k, v in headers.items()):
-        return "a header name or value is not a string"
+    if not all(_header_text(k) and _header_text(v) for k, v in headers.items()):
+        return "a header name or value is not a string an HTTP client could send"
     for key in ("rawQueryString", "rawPath"):
         if key in event and not _text(event[key]):
             return f"{key} is not a string"

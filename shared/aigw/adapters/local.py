@@ -21,7 +21,7 @@ _SHELL_ENV = "AIGW_LOCAL_SHELL"  # carries --shell into uvicorn's app factory
 
 def create_app() -> GatewayApp:
     shell = SHELLS[os.environ.get(_SHELL_ENV, LOCAL.name)]
-    return GatewayApp(ROUTES, Gateway.from_env(shell=shell))
+    return GatewayApp(ROUTES, Gateway.from_env(shell), adapter_deadline=shell is LAMBDA_STREAM)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="which platform's defaults to use (default: local)")
     args = parser.parse_args(argv)
     shell = SHELLS[args.shell]
-    settings = Settings.from_env(shell=shell)  # a misconfiguration fails here, before listening
+    settings = Settings.from_env(os.environ, shell)  # a misconfiguration fails here, before listening
     os.environ[_SHELL_ENV] = shell.name
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8787"))

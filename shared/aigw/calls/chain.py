@@ -21,7 +21,7 @@ from aigw.controlplane.sources import VirtualKeySource
 from aigw.errors import GatewayDeadline, GatewayError
 
 Call = Callable[[Target], Awaitable[Attempt]]
-Wrapper = Callable[[Call], Call]
+Wrapper = Callable[[Call], Call]  # takes the next call, returns one that may run around it
 
 
 def compose(innermost: Call, wrappers: Sequence[Wrapper]) -> Call:

@@ -31,8 +31,11 @@ _MAX_ERROR_TEXT = 512
 
 def _check_shape(kind: EndpointKind, body: Any, provider: str) -> Mapping[str, Any]:
     key = _SHAPE[kind]
-    if not isinstance(body, dict) or not isinstance(body.get(key), list):
-        raise InvalidProviderResponse(f"{provider} returned a {kind.label} answer without '{key}'", provider=provider)
+    items = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise InvalidProviderResponse(f"{provider} returned a {kind.label} answer without a list of objects "
+                                      f"in '{key}'", provider=provider)
+    assert isinstance(body, dict)
     return body
 
 

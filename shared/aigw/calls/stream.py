@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
+from aigw.aclose import aclose
 from aigw.errors import ErrorFormat, GatewayError, StreamInterrupted, StreamStalled, render_stream_error
 from aigw.providers.base import StreamTransformer
 from aigw.upstream.sse_passthrough import passthrough_sse
@@ -56,7 +57,9 @@ class ProviderStream:
         for event in transformer.close():
             yield event
 
-    async def events(self) -> AsyncGenerator[bytes, None]:
+    async def events(self, on_error: Callable[[GatewayError], None] | None = None) -> AsyncGenerator[bytes, None]:
+        """The stream as OpenAI SSE events (the gateway's own stream format; an ingress format of
+        another shape converts from it). ``on_error`` learns of an error that ended it."""
         source = passthrough_sse(self._raw()) if self._transformer is None else self._transformed(self._transformer)
         tail = b"\n\n"
         try:
@@ -64,17 +67,18 @@ class ProviderStream:
                 if event:
                     tail = (tail + event)[-2:]
                     yield event
-        except TimeoutError:
-            yield self._ending(tail, StreamStalled(
-                f"{self._provider} sent nothing for {round(self._idle_s * 1000)} ms or the request's time ran out",
-                provider=self._provider))
-        except TransportError as exc:
-            yield self._ending(tail, StreamInterrupted(f"{self._provider} stream interrupted: {exc}",
-                                                       provider=self._provider))
+        except (TimeoutError, TransportError) as exc:
+            error: GatewayError
+            if isinstance(exc, TimeoutError):
+                error = StreamStalled(f"{self._provider} sent nothing for {round(self._idle_s * 1000)} ms "
+                                      f"or the request's time ran out", provider=self._provider)
+            else:
+                error = StreamInterrupted(f"{self._provider} stream interrupted: {exc}", provider=self._provider)
+            if on_error is not None:
+                on_error(error)
+            yield self._ending(tail, error)
         finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose(source)
             self.close()
 
     @staticmethod

@@ -17,6 +17,14 @@ MODES = ("single", "loadbalance", "fallback", "conditional")
 DEFAULT_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+def config_param(path: str, key: str | None = None) -> str:
+    """How errors name a config field: ``config.targets[1]`` + ``weight`` -> ``targets[1].weight``."""
+    base = path.removeprefix("config").lstrip(".")
+    if key is None:
+        return base or "config"
+    return f"{base}.{key}" if base else key
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 0
@@ -66,7 +74,13 @@ class Target:
     hooks: Mapping[str, Any] = field(default_factory=dict)
     # Provider-specific fields (Azure resource/deployment/api version, anthropic version, ...).
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # Every api_key in this subtree: what any answer to the request is scrubbed of.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def is_leaf(self) -> bool:
         return self.strategy is None
+
+    def param(self, key: str | None = None) -> str:
+        """How errors name this node's ``key`` (see ``config_param``)."""
+        return config_param(self.path, key)

@@ -12,6 +12,7 @@ hooks and guardrails) are refused with a 400 when turned on (``config.features``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,17 +22,27 @@ import orjson
 
 from aigw.config import features
 from aigw.config.features import HOOK_KEYS
-from aigw.config.model import DEFAULT_RETRY_STATUS, MODES, Condition, RetryPolicy, Sticky, Strategy, Target
+from aigw.config.model import (
+    DEFAULT_RETRY_STATUS,
+    MODES,
+    Condition,
+    RetryPolicy,
+    Sticky,
+    Strategy,
+    Target,
+    config_param,
+)
 from aigw.custom_host import check_custom_host
 from aigw.errors import InvalidConfig, UnknownProvider
 from aigw.providers.registry import is_known_provider
+from aigw.redact import MAX_SECRET_LENGTH
 from aigw.routing.conditions import compile_query
 
 MAX_DEPTH = 8
 MAX_TARGETS = 64
 MAX_RETRY_ATTEMPTS = 5
 # Longer provider keys are refused: every answer is scanned for the keys it could echo.
-MAX_API_KEY_LENGTH = 8192
+MAX_API_KEY_LENGTH = MAX_SECRET_LENGTH
 _NODE_KEYS = frozenset(
     {"strategy", "targets", "name", "weight", "provider", "api_key", "virtual_key", "custom_host",
      "forward_headers", "request_timeout", "retry", "override_params", "cache", *HOOK_KEYS}
@@ -72,11 +83,19 @@ class _Shared:
         )
 
 
-def _param(path: str, key: str | None = None) -> str:
-    base = path.removeprefix("config").lstrip(".")
-    if key is None:
-        return base or "config"
-    return f"{base}.{key}" if base else key
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def _snake_keys(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The reference gateway reads config keys in either spelling (it camel-cases them all), so
+    ``inputGuardrails`` or ``requestTimeout`` must not pass as unknown provider options here.
+    The snake_case spelling wins when both are given."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        snake = _CAMEL.sub(lambda m: "_" + m.group(1).lower(), key) if isinstance(key, str) else key
+        if snake not in out or snake == key:
+            out[snake] = item
+    return out
 
 
 def _status_codes(value: Any, where: str) -> frozenset[int]:
@@ -96,6 +115,7 @@ def _positive_int(value: Any, where: str) -> int:
 def _retry(value: Any, where: str) -> RetryPolicy:
     if not isinstance(value, Mapping):
         raise InvalidConfig("retry must be an object", param=where)
+    value = _snake_keys(value)
     attempts = value.get("attempts", 0)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 0 <= attempts <= MAX_RETRY_ATTEMPTS:
         raise InvalidConfig(f"must be an integer from 0 to {MAX_RETRY_ATTEMPTS}", param=f"{where}.attempts")
@@ -111,6 +131,7 @@ def _retry(value: Any, where: str) -> RetryPolicy:
 
 
 def _sticky(value: Any, where: str) -> Sticky:
+    value = _snake_keys(value) if isinstance(value, Mapping) else value
     if not isinstance(value, Mapping) or not isinstance(value.get("enabled"), bool):
         raise InvalidConfig("sticky must be an object with a boolean 'enabled'", param=where)
     fields = value.get("hash_fields", [])
@@ -126,6 +147,7 @@ def _sticky(value: Any, where: str) -> Sticky:
 def _strategy(value: Any, where: str) -> Strategy:
     if not isinstance(value, Mapping):
         raise InvalidConfig("strategy must be an object", param=where)
+    value = _snake_keys(value)
     mode = value.get("mode")
     if mode not in MODES:
         raise InvalidConfig(f"unknown strategy mode {mode!r}; expected one of {', '.join(MODES)}", param=f"{where}.mode")
@@ -162,39 +184,39 @@ def _optional_str(node: Mapping[str, Any], key: str, path: str, *, header: bool 
                   max_length: int | None = None) -> str | None:
     value = node.get(key)
     if value is not None and not isinstance(value, str):
-        raise InvalidConfig("must be a string", param=_param(path, key))
+        raise InvalidConfig("must be a string", param=config_param(path, key))
     if header and value is not None and not _header_safe(value):
-        raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=_param(path, key))
+        raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=config_param(path, key))
     if max_length is not None and value is not None and len(value) > max_length:
-        raise InvalidConfig(f"must be at most {max_length} characters", param=_param(path, key))
+        raise InvalidConfig(f"must be at most {max_length} characters", param=config_param(path, key))
     return value
 
 
 def _inherit(node: Mapping[str, Any], path: str, up: _Inherited, trusted: frozenset[str]) -> _Inherited:
     overrides = node.get("override_params")
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise InvalidConfig("must be an object", param=_param(path, "override_params"))
+        raise InvalidConfig("must be an object", param=config_param(path, "override_params"))
     host = _optional_str(node, "custom_host", path)
     if host:
-        host = check_custom_host(host, trusted, param=_param(path, "custom_host"))
+        host = check_custom_host(host, trusted, param=config_param(path, "custom_host"))
     forward = node.get("forward_headers")
     if forward is not None and (not isinstance(forward, list) or not all(isinstance(h, str) for h in forward)):
-        raise InvalidConfig("must be a list of header names", param=_param(path, "forward_headers"))
+        raise InvalidConfig("must be a list of header names", param=config_param(path, "forward_headers"))
     cache = node.get("cache")
     if cache is not None and not isinstance(cache, Mapping):
-        raise InvalidConfig("must be an object", param=_param(path, "cache"))
+        raise InvalidConfig("must be an object", param=config_param(path, "cache"))
     if cache is not None:
-        features.check_cache(cache, _param(path, "cache"))
+        features.check_cache(_snake_keys(cache), config_param(path, "cache"))
     timeout = node.get("request_timeout")
-    features.check_hooks(node, lambda key: _param(path, key))
+    features.check_hooks(node, lambda key: config_param(path, key))
     hooks = {k: node[k] for k in HOOK_KEYS if k in node}
     return _Inherited(
         override_params={**up.override_params, **(overrides or {})},
-        retry=_retry(node["retry"], _param(path, "retry")) if node.get("retry") is not None else up.retry,
+        retry=_retry(node["retry"], config_param(path, "retry")) if node.get("retry") is not None else up.retry,
         cache=cache if cache is not None else up.cache,
         custom_host=host or up.custom_host,
         forward_headers=tuple(h.lower() for h in forward) if forward is not None else up.forward_headers,
-        request_timeout_ms=_positive_int(timeout, _param(path, "request_timeout")) if timeout is not None else up.request_timeout_ms,
+        request_timeout_ms=_positive_int(timeout, config_param(path, "request_timeout")) if timeout is not None else up.request_timeout_ms,
         hooks={**up.hooks, **hooks},
     )
 
@@ -202,15 +224,16 @@ def _inherit(node: Mapping[str, Any], path: str, up: _Inherited, trusted: frozen
 def _weight(node: Mapping[str, Any], path: str) -> float:
     weight = node.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0 or weight != weight:
-        raise InvalidConfig("weight must be a non-negative number", param=_param(path, "weight"))
+        raise InvalidConfig("weight must be a non-negative number", param=config_param(path, "weight"))
     return float(weight)
 
 
 def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: int) -> Target:
     if not isinstance(node, Mapping):
-        raise InvalidConfig("must be an object", param=_param(path))
+        raise InvalidConfig("must be an object", param=config_param(path))
+    node = _snake_keys(node)
     if depth > MAX_DEPTH:
-        raise InvalidConfig(f"targets nest deeper than {MAX_DEPTH} levels", param=_param(path))
+        raise InvalidConfig(f"targets nest deeper than {MAX_DEPTH} levels", param=config_param(path))
     here = _inherit(node, path, up, trusted)
     name = _optional_str(node, "name", path)
     shared = _Shared(
@@ -220,31 +243,30 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
     )
     raw_targets = node.get("targets")
     if "strategy" in node or raw_targets is not None:
-        strategy = _strategy(node.get("strategy", {"mode": "single"}), _param(path, "strategy"))
+        strategy = _strategy(node.get("strategy", {"mode": "single"}), config_param(path, "strategy"))
         if not isinstance(raw_targets, list) or not raw_targets:
-            raise InvalidConfig("targets must be a non-empty list", param=_param(path, "targets"))
+            raise InvalidConfig("targets must be a non-empty list", param=config_param(path, "targets"))
         if len(raw_targets) > MAX_TARGETS:
-            raise InvalidConfig(f"at most {MAX_TARGETS} targets per level", param=_param(path, "targets"))
+            raise InvalidConfig(f"at most {MAX_TARGETS} targets per level", param=config_param(path, "targets"))
         children = tuple(
             _node(child, f"{path}.targets[{i}]", here, trusted, depth + 1) for i, child in enumerate(raw_targets)
         )
         _check_names(strategy, children, path)
-        return shared.target(strategy=strategy, targets=children)
+        secrets = tuple(dict.fromkeys(k for child in children for k in child.secrets))
+        return shared.target(strategy=strategy, targets=children, secrets=secrets)
     provider = _optional_str(node, "provider", path)
     virtual_key = _optional_str(node, "virtual_key", path, header=True)
     if not provider and not virtual_key:
-        raise InvalidConfig("target has no provider: set 'provider' (or 'virtual_key')", param=_param(path, "provider"))
+        raise InvalidConfig("target has no provider: set 'provider' (or 'virtual_key')", param=config_param(path, "provider"))
     if provider and not is_known_provider(provider):
-        raise UnknownProvider(f"unknown provider {provider!r}", param=_param(path, "provider"))
+        raise UnknownProvider(f"unknown provider {provider!r}", param=config_param(path, "provider"))
     options = {k: v for k, v in node.items() if k not in _NODE_KEYS}
     for key, value in options.items():
         if isinstance(value, str) and not _header_safe(value):
-            raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=_param(path, key))
-    return shared.target(
-        provider=provider, virtual_key=virtual_key,
-        api_key=_optional_str(node, "api_key", path, header=True, max_length=MAX_API_KEY_LENGTH),
-        options=options,
-    )
+            raise InvalidConfig("must not contain line breaks, NUL or non-latin-1 characters", param=config_param(path, key))
+    api_key = _optional_str(node, "api_key", path, header=True, max_length=MAX_API_KEY_LENGTH)
+    return shared.target(provider=provider, virtual_key=virtual_key, api_key=api_key, options=options,
+                         secrets=(api_key,) if api_key else ())
 
 
 def _check_names(strategy: Strategy, children: tuple[Target, ...], path: str) -> None:
@@ -253,9 +275,9 @@ def _check_names(strategy: Strategy, children: tuple[Target, ...], path: str) ->
     names = {c.name for c in children if c.name}
     for i, cond in enumerate(strategy.conditions):
         if cond.then not in names:
-            raise InvalidConfig(f"no target named {cond.then!r}", param=_param(path, f"strategy.conditions[{i}].then"))
+            raise InvalidConfig(f"no target named {cond.then!r}", param=config_param(path, f"strategy.conditions[{i}].then"))
     if strategy.default is not None and strategy.default not in names:
-        raise InvalidConfig(f"no target named {strategy.default!r}", param=_param(path, "strategy.default"))
+        raise InvalidConfig(f"no target named {strategy.default!r}", param=config_param(path, "strategy.default"))
 
 
 def parse_config(config: Any, trusted_hosts: frozenset[str], default_timeout_ms: int | None = None) -> Target:

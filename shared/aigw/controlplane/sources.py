@@ -38,5 +38,5 @@ class NoControlPlane:
     async def resolve(self, target: Target, principal: Principal) -> Target:
         raise VirtualKeyUnavailable(
             "virtual keys are resolved by the control plane, which is not configured",
-            param=".".join(p for p in (target.path.removeprefix("config").lstrip("."), "virtual_key") if p),
+            param=target.param("virtual_key"),
         )

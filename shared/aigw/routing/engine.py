@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from aigw.config.model import RetryPolicy, Target
 from aigw.routing.backoff import backoff_ms, retry_after_ms
@@ -19,7 +19,7 @@ from aigw.routing.select import conditional_pick, weighted_pick
 _NO_RETRY = RetryPolicy()
 
 
-class Attempt(Protocol):
+class AttemptLike(Protocol):
     """One upstream call's result, as far as routing cares."""
 
     status: int
@@ -30,7 +30,8 @@ class Attempt(Protocol):
         ...
 
 
-Call = Callable[[Target], Awaitable[Attempt]]
+A = TypeVar("A", bound=AttemptLike)
+Call = Callable[[Target], Awaitable[A]]
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,13 @@ class RouterEnv:
     retry_base_ms: int
     retry_max_backoff_ms: int
     retry_after_cap_ms: int
+    # Seconds left before the request's deadline (None: no deadline).
+    remaining_s: Callable[[], float | None] = lambda: None
 
 
 @dataclass
-class Outcome:
-    attempt: Attempt
+class Outcome(Generic[A]):
+    attempt: A
     leaf: Target
     # Retries made on the leaf that answered; -1 when its retries ran out on failures.
     retries: int
@@ -58,7 +61,7 @@ def _ok(status: int) -> bool:
     return 200 <= status < 300
 
 
-async def route(node: Target, call: Call, env: RouterEnv) -> Outcome:
+async def route(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
     if node.strategy is None:
         return await _call_with_retries(node, call, env)
     mode = node.strategy.mode
@@ -73,10 +76,10 @@ async def route(node: Target, call: Call, env: RouterEnv) -> Outcome:
     return await route(chosen, call, env)
 
 
-async def _fallback(node: Target, call: Call, env: RouterEnv) -> Outcome:
+async def _fallback(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
     assert node.strategy is not None
     codes = node.strategy.on_status_codes
-    outcome: Outcome | None = None
+    outcome: Outcome[A] | None = None
     for child in node.targets:
         if outcome is not None:
             await outcome.attempt.discard()
@@ -89,7 +92,7 @@ async def _fallback(node: Target, call: Call, env: RouterEnv) -> Outcome:
     return outcome
 
 
-async def _call_with_retries(leaf: Target, call: Call, env: RouterEnv) -> Outcome:
+async def _call_with_retries(leaf: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
     policy = leaf.retry or _NO_RETRY
     retries = 0
     while True:
@@ -107,6 +110,10 @@ async def _call_with_retries(leaf: Target, call: Call, env: RouterEnv) -> Outcom
                     # say the retries ended on a failure (-1), as the reference reports it.
                     return Outcome(attempt, leaf, -1)
                 wait_ms = asked
+        left = env.remaining_s()
+        if left is not None and wait_ms / 1000 >= left:
+            # The wait would outlast the request: answer with this failure now, not a timeout later.
+            return Outcome(attempt, leaf, -1)
         await attempt.discard()
         await env.sleep(wait_ms / 1000)
         retries += 1

@@ -6,7 +6,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aigw.config.model import Strategy, Target
+from aigw.config.model import Strategy, Target, config_param
 from aigw.errors import NoMatchingTarget
 
 
@@ -33,5 +33,5 @@ def conditional_pick(strategy: Strategy, targets: Sequence[Target], context: Map
         return by_name[strategy.default]
     raise NoMatchingTarget(
         "no condition of the conditional config matched the request and no default target is set",
-        param=(path.removeprefix("config").lstrip(".") + ".strategy").lstrip("."),
+        param=config_param(path, "strategy"),
     )

@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+from aigw.aclose import aclose
+
 MAX_PENDING_LINE = 1 << 20  # an incomplete line longer than this is passed on without its end
 DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -162,6 +164,4 @@ async def passthrough_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield suffix
     finally:
         # Closed early (client gone): close the source now, so the upstream is released at once.
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(chunks)

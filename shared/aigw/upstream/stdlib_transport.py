@@ -82,7 +82,7 @@ class _Response:
 
 class StdlibTransport:
     def __init__(self, trusted_hosts: frozenset[str] | None, connect_timeout_s: float, *,
-                 pool_size: int = 256, pool_per_host: int = 64) -> None:
+                 pool_size: int, pool_per_host: int) -> None:
         self._trusted = trusted_hosts
         self._connect_timeout_s = connect_timeout_s
         self._proxies = proxy_env.from_env()

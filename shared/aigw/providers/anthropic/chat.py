@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from aigw.config.model import Target
+from aigw.errors import MissingParam
 from aigw.providers.base import Json, MalformedResponse
 from aigw.providers.params import OMIT, ParamSpec, ParamTable, map_params
 
@@ -249,6 +250,12 @@ def _stop(body: Mapping[str, Any]) -> Any:
     return [stop] if isinstance(stop, str) else stop
 
 
+def _model(model: Any) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise MissingParam("'model' must name an Anthropic model", param="model")
+    return model
+
+
 # OpenAI param -> Anthropic field(s), in the order the reference emits them. The reference's
 # defaults for optional params (temperature 1, top_p -1, top_k -1, stream false) are never
 # sent by it, so they are left out here; only `model` gets its default.
@@ -257,7 +264,7 @@ DEFAULT_MAX_TOKENS = 4096
 CHAT_PARAMS: ParamTable = {
     # No default model: Anthropic retires models, and a silent default would answer with one the
     # client never chose (the reference defaults to the retired claude-2.1).
-    "model": ParamSpec("model", required=True),
+    "model": ParamSpec("model", required=True, transform=lambda body: _model(body.get("model"))),
     "messages": (ParamSpec("messages", transform=_messages), ParamSpec("system", transform=_system)),
     "tools": ParamSpec("tools", transform=_tools),
     "tool_choice": ParamSpec("tool_choice", transform=_tool_choice),

@@ -36,7 +36,7 @@ def base_url(target: Target) -> str:
     if not resource:
         raise InvalidRequest(
             "azure-openai needs a resource name (x-portkey-azure-resource-name or resource_name)",
-            param=f"{target.path.removeprefix('config').lstrip('.') or 'config'}.resource_name",
+            param=target.param("resource_name"),
         )
     return f"https://{quote(resource, safe='')}.openai.azure.com/openai"
 
@@ -50,7 +50,7 @@ def url(provider: Provider, target: Target, endpoint: ProviderEndpoint, body: Js
     if not deployment:
         raise InvalidRequest(
             "azure-openai needs a deployment id (x-portkey-azure-deployment-id or deployment_id)",
-            param=f"{target.path.removeprefix('config').lstrip('.') or 'config'}.deployment_id",
+            param=target.param("deployment_id"),
         )
     return f"{base_url(target)}/deployments/{quote(deployment, safe='')}{endpoint.path}{query}"
 
