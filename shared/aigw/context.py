@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from aigw.errors import ErrorFormat, GatewayError, InvalidHeader
 
 if TYPE_CHECKING:
     from aigw.auth import Principal
+    from aigw.calls.spec import CallSpec
     from aigw.config.model import Target
     from aigw.request import GatewayRequest
 
@@ -57,19 +57,29 @@ class AttemptSource(StrEnum):
     SKIPPED = "skipped"  # not tried, e.g. its circuit breaker is open (cache-store issue)
 
 
-@dataclass(slots=True)
 class AttemptRecord:
-    """One try of one target, as the log record and the response headers need it."""
+    """One try of one target, as the log record and the response headers need it.
 
-    path: str  # the target's config path, as in x-portkey-last-used-option-index
-    provider: str | None
-    source: AttemptSource
-    status: int
-    started_ms: float  # since the request arrived
-    duration_ms: float
-    retry_index: int  # 0 for the first try of this target, n for its n-th retry
-    error_code: str | None = None
-    retried: bool = False  # a later attempt retried this target
+    (Plain classes with ``__slots__`` here and for the other per-request types: a dataclass
+    costs ~0.6 ms of each route function's cold start to create.)"""
+
+    __slots__ = ("path", "provider", "source", "status", "started_ms", "duration_ms", "retry_index",
+                 "error_code", "retried")
+
+    def __init__(self, path: str, provider: str | None, source: AttemptSource, status: int, started_ms: float,
+                 duration_ms: float, retry_index: int = 0, error_code: str | None = None) -> None:
+        self.path = path  # the target's config path, as in x-portkey-last-used-option-index
+        self.provider = provider
+        self.source = source
+        self.status = status
+        self.started_ms = started_ms  # since the request arrived
+        self.duration_ms = duration_ms
+        self.retry_index = retry_index  # 0 for the first try of this target, n for its n-th retry
+        self.error_code = error_code
+        self.retried = False  # a later attempt retried this target
+
+    def __repr__(self) -> str:
+        return f"AttemptRecord({self.path}, {self.source}, {self.status}, retry {self.retry_index})"
 
 
 class Completion(StrEnum):
@@ -81,31 +91,44 @@ class Completion(StrEnum):
 CompletionCallback = Callable[["RequestContext"], None]
 
 
-@dataclass(eq=False)
+_NO_METADATA: Mapping[str, Any] = {}
+
+
 class RequestContext:
-    request: GatewayRequest
-    trace_id: str
-    error_format: ErrorFormat = ErrorFormat.OPENAI
-    # Monotonic seconds by which the work must be over (Lambda: the invocation's remaining time).
-    deadline: float | None = None
-    started_at: float = field(default_factory=time.time)
-    started_mono: float = field(default_factory=time.monotonic)
-    principal: Principal | None = None
-    config: Target | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    usage: Mapping[str, Any] | None = None
-    cache_status: str = "DISABLED"
-    hook_results: list[Any] = field(default_factory=list)
-    # The target that answered, its retries (-1: they ran out), the status sent, and the error
-    # the client was told (a stream's error event included).
-    last_used_path: str | None = None
-    retries: int = 0
-    status: int | None = None
-    error: GatewayError | None = None
-    stream_broken: bool = False
-    completion: Completion | None = None
-    _callbacks: list[CompletionCallback] = field(default_factory=list, repr=False)
+    __slots__ = ("request", "trace_id", "error_format", "deadline", "started_at", "started_mono", "principal",
+                 "config", "spec", "metadata", "attempts", "usage", "cache_status", "hook_results",
+                 "last_used_path", "retries", "status", "error", "stream_broken", "completion", "_callbacks")
+
+    def __init__(self, request: GatewayRequest, trace_id: str, error_format: ErrorFormat = ErrorFormat.OPENAI,
+                 deadline: float | None = None) -> None:
+        self.request = request
+        self.trace_id = trace_id
+        self.error_format = error_format
+        # Monotonic seconds by which the work must be over (Lambda: the invocation's remaining time).
+        self.deadline = deadline
+        self.started_at = time.time()
+        self.started_mono = time.monotonic()
+        self.principal: Principal | None = None
+        self.config: Target | None = None
+        # What every attempt of this request shares (set by the parse stage).
+        self.spec: CallSpec | None = None
+        self.metadata: Mapping[str, Any] = _NO_METADATA
+        self.attempts: list[AttemptRecord] = []
+        self.usage: Mapping[str, Any] | None = None
+        self.cache_status = "DISABLED"
+        self.hook_results: list[Any] = []
+        # The target that answered, its retries (-1: they ran out), the status sent, and the error
+        # the client was told (a stream's error event included).
+        self.last_used_path: str | None = None
+        self.retries = 0
+        self.status: int | None = None
+        self.error: GatewayError | None = None
+        self.stream_broken = False
+        self.completion: Completion | None = None
+        self._callbacks: list[CompletionCallback] = []
+
+    def __repr__(self) -> str:
+        return f"RequestContext({self.trace_id}, {self.request.method} {self.request.path}, status {self.status})"
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.started_mono) * 1000
@@ -124,12 +147,13 @@ class RequestContext:
         return left if timeout_s is None else min(timeout_s, left)
 
     def record(self, record: AttemptRecord) -> None:
-        for earlier in reversed(self.attempts):
+        attempts = self.attempts
+        for earlier in reversed(attempts) if attempts else ():
             if earlier.path == record.path:
                 earlier.retried = True
                 record.retry_index = earlier.retry_index + 1
                 break
-        self.attempts.append(record)
+        attempts.append(record)
 
     def on_complete(self, callback: CompletionCallback) -> None:
         self._callbacks.append(callback)

@@ -7,7 +7,6 @@ provider headers describe a single target, validated by the same parser.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +37,9 @@ _TARGET_HEADERS = {
 }
 
 
+# Every header a request routed by headers alone may use (the key of the parse cache).
+_ROUTING_HEADERS = (*_TARGET_HEADERS, "x-portkey-forward-headers", "x-portkey-request-timeout")
+
 _HEADER_OF_FIELD = {
     **{field: header for header, field in _TARGET_HEADERS.items()},
     "forward_headers": "x-portkey-forward-headers",
@@ -45,15 +47,18 @@ _HEADER_OF_FIELD = {
 }
 
 
-@dataclass(frozen=True)
 class RequestOptions:
-    root: Target
-    metadata: Mapping[str, Any]
-    # The provider key the client sent (Authorization bearer, x-api-key or api-key).
-    api_key: str | None
-    # Every key the request carries (its provider key, the gateway key, the config's keys): any
-    # answer is scrubbed of all of them, whichever target gave it.
-    secrets: tuple[str, ...]
+    __slots__ = ("root", "metadata", "api_key", "secrets")
+
+    def __init__(self, root: Target, metadata: Mapping[str, Any], api_key: str | None,
+                 secrets: tuple[str, ...]) -> None:
+        self.root = root
+        self.metadata = metadata
+        # The provider key the client sent (Authorization bearer, x-api-key or api-key).
+        self.api_key = api_key
+        # Every key the request carries (its provider key, the gateway key, the config's keys):
+        # any answer is scrubbed of all of them, whichever target gave it.
+        self.secrets = secrets
 
 
 def secret_value(value: str, param: str) -> str:
@@ -168,10 +173,12 @@ def read_options(headers: Mapping[str, str], trusted_hosts: frozenset[str],
             assert config is not None
             root = parse_config_text(config.strip(), trusted_hosts, timeout)
     else:
-        wanted = (*_TARGET_HEADERS, "x-portkey-forward-headers", "x-portkey-request-timeout")
-        items = tuple((h, headers[h]) for h in wanted if headers.get(h))
+        items = tuple([(h, headers[h]) for h in _ROUTING_HEADERS if headers.get(h)])
         root = _target_from_headers(items, trusted_hosts)
     api_key = bearer_key(headers)
-    secrets = tuple(k for k in (api_key, gateway_key(headers), *root.secrets) if k)
+    own = gateway_key(headers)
+    secrets = root.secrets
+    if api_key or own:
+        secrets = (*[k for k in (api_key, own) if k], *secrets)
     return RequestOptions(root=root, metadata=_metadata(headers.get("x-portkey-metadata")), api_key=api_key,
                           secrets=secrets)

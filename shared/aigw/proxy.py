@@ -10,15 +10,13 @@ A new capability adds a stage step or a wrapper in ``_chain``; it does not grow 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aigw.auth import Principal
 from aigw.body import decode_object
 from aigw.calls.attempt import Attempt
-from aigw.calls.chain import Call, compose, recorded, resolving_virtual_keys, within_deadline
-from aigw.calls.send import send
+from aigw.calls.chain import Call, compose, recorded, resolving_virtual_keys, sending, within_deadline
 from aigw.calls.spec import CallSpec
 from aigw.config.model import Target
 from aigw.context import RequestContext
@@ -33,10 +31,11 @@ from aigw.routing.engine import Outcome, RouterEnv, route
 BodyCheck = Callable[[dict[str, Any]], None]
 
 
-@dataclass(frozen=True, slots=True)
 class Resolved:
-    principal: Principal
-    saved_config: Mapping[str, Any] | None
+    __slots__ = ("principal", "saved_config")
+
+    def __init__(self, principal: Principal, saved_config: Mapping[str, Any] | None) -> None:
+        self.principal, self.saved_config = principal, saved_config
 
 
 async def proxy(ctx: RequestContext, gw: Gateway, kind: EndpointKind, body_check: BodyCheck | None = None,
@@ -68,7 +67,7 @@ def parse(ctx: RequestContext, gw: Gateway, resolved: Resolved, kind: EndpointKi
         body_check(body)
     options = read_options(request.headers, settings.trusted_custom_hosts, resolved.saved_config)
     ctx.config, ctx.metadata = options.root, options.metadata
-    spec = CallSpec(
+    spec = ctx.spec = CallSpec(
         kind=kind,
         body=body,
         raw_body=request.body,
@@ -95,17 +94,21 @@ async def route_request(ctx: RequestContext, gw: Gateway, resolved: Resolved, op
         retry_after_cap_ms=settings.retry_after_cap_ms,
         remaining_s=ctx.remaining_s,
     )
-    return await route(options.root, _chain(ctx, gw, resolved, spec), env)
+    chain = _chain(gw)
+
+    def call(target: Target) -> Awaitable[Attempt]:
+        return chain(target, ctx)
+
+    return await route(options.root, call, env)
 
 
-def _chain(ctx: RequestContext, gw: Gateway, resolved: Resolved, spec: CallSpec) -> Call:
-    transport = gw.transport
-
-    async def call_provider(target: Target) -> Attempt:
-        return await send(transport, target, spec, ctx.deadline)
-
-    return compose(call_provider, [
-        recorded(ctx),
-        within_deadline(ctx),
-        resolving_virtual_keys(gw.virtual_keys, resolved.principal),
-    ])
+def _chain(gw: Gateway) -> Call:
+    """The call chain of ``gw``, composed once: a capability adds its wrapper to this list."""
+    chain: Call | None = gw.memo.get("call_chain")
+    if chain is None:
+        chain = gw.memo["call_chain"] = compose(sending(lambda: gw.transport), [
+            recorded,
+            within_deadline,
+            resolving_virtual_keys(gw.virtual_keys),
+        ])
+    return chain

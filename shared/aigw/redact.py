@@ -420,7 +420,12 @@ class Scrubber:
 
     def headers(self, h: Mapping[str, str]) -> dict[str, str]:
         """Header values scrubbed (names are left alone: a redacted name would be an invalid one)."""
-        if not self._secrets:
+        if not self._secrets or not h:
+            return dict(h)
+        # All values at once first (joined by a line end, which no secret spans): nearly always
+        # nothing is found, and one pass over them all is several times cheaper than one each.
+        joined = "\n".join(h.values()).encode("utf-8", "surrogatepass")
+        if self.bytes(joined) is joined:
             return dict(h)
         return {name: self.text(value) for name, value in h.items()}
 
@@ -570,11 +575,11 @@ class Scrubber:
 
 
 @functools.lru_cache(maxsize=256)
-def _scrubber(secrets: frozenset[str]) -> Scrubber:
+def _scrubber(secrets: tuple[str | None, ...]) -> Scrubber:
     return Scrubber(secrets)
 
 
-def scrubber_for(secrets: Iterable[str | None]) -> Scrubber:
+def scrubber_for(secrets: tuple[str | None, ...]) -> Scrubber:
     """The scrubber of a set of secrets, built once: requests repeat the same few keys, and
     building one costs ~15 us (a scrubber holds no per-use state)."""
-    return _scrubber(frozenset(s for s in secrets if s))
+    return _scrubber(secrets)

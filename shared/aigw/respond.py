@@ -8,7 +8,7 @@ headers say which target answered and how many retries it took.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
 import orjson
@@ -34,11 +34,11 @@ def failed_before_routing(ctx: RequestContext, exc: GatewayError) -> GatewayResp
     return error_response(exc, ctx.error_format, portkey_headers(ctx))
 
 
-def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: Iterable[str | None]) -> GatewayResponse:
+def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: tuple[str, ...]) -> GatewayResponse:
     """``secrets``: what the request carried (its provider key, the gateway key); the key the
     answering attempt used is added."""
     attempt = outcome.attempt
-    scrubber = scrubber_for((*secrets, attempt.secret))
+    scrubber = scrubber_for(secrets if attempt.secret in secrets else (*secrets, attempt.secret))
     ctx.last_used_path, ctx.retries, ctx.error = outcome.leaf.path, outcome.retries, attempt.error
     headers = scrubber.headers(attempt.headers) if attempt.headers else {}
     headers.update(portkey_headers(ctx))

@@ -9,7 +9,6 @@ table itself costs nothing to import. Path templates may hold parameters
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -23,17 +22,22 @@ if TYPE_CHECKING:
 Handler = Callable[["RequestContext", "Gateway"], Awaitable["GatewayResponse"]]
 
 
-@dataclass(frozen=True)
 class RouteSpec:
-    name: str  # the function serving it (functions/<name>/)
-    method: str
-    path: str  # template: literal segments and {param} segments
-    handler_ref: str | Handler  # "module:function" (imported on first use), or the handler itself
-    error_format: ErrorFormat = ErrorFormat.OPENAI
-    _segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # A plain class, not a dataclass: every route function imports this module at cold start.
+    __slots__ = ("name", "method", "path", "handler_ref", "error_format", "_segments")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_segments", _split(self.path))
+    def __init__(self, name: str, method: str, path: str, handler_ref: str | Handler,
+                 error_format: ErrorFormat = ErrorFormat.OPENAI) -> None:
+        self.name = name  # the function serving it (functions/<name>/)
+        self.method = method
+        self.path = path  # template: literal segments and {param} segments
+        # "module:function" (imported on first use), or the handler itself
+        self.handler_ref = handler_ref
+        self.error_format = error_format
+        self._segments = _split(path)
+
+    def __repr__(self) -> str:
+        return f"RouteSpec({self.method} {self.path} -> {self.name})"
 
     def handler(self) -> Handler:
         ref = self.handler_ref
@@ -41,6 +45,8 @@ class RouteSpec:
 
     def match(self, path: str) -> dict[str, str] | None:
         """The path parameters when ``path`` fits this template, else None."""
+        if "{" not in self.path:
+            return {} if _split(path) == self._segments else None
         parts = _split(path)
         if len(parts) != len(self._segments):
             return None
@@ -61,6 +67,7 @@ def _split(path: str) -> tuple[str, ...]:
 
 
 _LOADED: dict[str, Handler] = {}
+_NO_PARAMS: Mapping[str, str] = {}
 
 
 def _load(ref: str) -> Handler:
@@ -76,14 +83,19 @@ class RouteTable:
         self.specs = tuple(specs)
         # Fixed paths are one dict lookup (the hot path); templates are tried in order after.
         self._fixed: dict[tuple[str, ...], dict[str, RouteSpec]] = {}
+        self._exact: dict[tuple[str, str], RouteSpec] = {}  # (method, path as written): the hot path
         self._templated: list[RouteSpec] = []
         for spec in self.specs:
             if "{" in spec.path:
                 self._templated.append(spec)
             else:
                 self._fixed.setdefault(spec._segments, {})[spec.method] = spec
+                self._exact[(spec.method, spec.path)] = spec
 
     def resolve(self, method: str, path: str) -> tuple[RouteSpec, Mapping[str, str]]:
+        exact = self._exact.get((method, path))
+        if exact is not None:
+            return exact, _NO_PARAMS
         fixed = self._fixed.get(_split(path))
         if fixed is not None:
             spec = fixed.get(method)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from aigw.custom_host import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
 
@@ -21,8 +22,7 @@ LAMBDA_MAX_PROVIDER_BODY = LAMBDA_SYNC_RESPONSE_LIMIT - 256 * 1024
 LAMBDA_STREAM_RESPONSE_LIMIT = 20 * MIB
 
 
-@dataclass(frozen=True)
-class ShellDefaults:
+class ShellDefaults(NamedTuple):
     name: str
     # "aiohttp" for concurrent servers; "stdlib" where one request runs at a time and aiohttp's
     # import does not fit the cold-start budget (per-route Lambda functions).

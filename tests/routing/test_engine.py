@@ -1,7 +1,7 @@
 """Routing semantics over a scripted call: which targets are tried, in what order, how often."""
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -224,8 +224,7 @@ async def test_a_wait_longer_than_the_time_left_answers_at_once():
     sleeps = Sleeps()
     call = ScriptedCall({"a": [fail(429, {"retry-after": "3"}), ok()]})
     root = tree({"provider": "openai", "api_key": "a", "retry": {"attempts": 3, "use_retry_after_header": True}})
-    routing = env(sleeps=sleeps)
-    routing = RouterEnv(**{**routing.__dict__, "remaining_s": lambda: 2.0})
+    routing = replace(env(sleeps=sleeps), remaining_s=lambda: 2.0)
     outcome = await route(root, call, routing)
     # THEN its 429 comes back now (not a timeout two seconds later), as a failure of the retries
     assert call.calls == ["a"] and sleeps.waits == [] and outcome.attempt.status == 429 and outcome.retries == -1

@@ -219,7 +219,7 @@ async def _buffered(response: GatewayResponse, limit: int, fmt: ErrorFormat) -> 
         finally:
             await aclose(chunks)
         response = GatewayResponse(response.status, response.headers, b"".join(parts))
-    if too_large or _encoded_size(response) > limit:
+    if too_large or not _fits(response, limit):
         headers = {k: v for k, v in response.headers.items() if k.startswith("x-portkey-")}
         return error_response(ResponseTooLarge(
             "the answer is larger than Lambda's 6 MB response limit; use the streaming Function URL for "
@@ -227,13 +227,15 @@ async def _buffered(response: GatewayResponse, limit: int, fmt: ErrorFormat) -> 
     return response
 
 
-def _encoded_size(response: GatewayResponse) -> int:
-    """The size of the response as the Lambda result JSON carries it (quotes and control characters
-    in the body are escaped there)."""
+def _fits(response: GatewayResponse, limit: int) -> bool:
+    """Whether the response fits in ``limit`` bytes as the Lambda result JSON carries it (quotes,
+    backslashes and control characters of the body are escaped there, at most 6 bytes each)."""
     body = response.body
-    controls = len(body) - len(body.translate(None, _CONTROL_BYTES))  # each becomes at most 6 bytes
-    escaped = len(body) + body.count(b'"') + body.count(b"\\") + 5 * controls
-    return escaped + sum(len(k) + len(v) + 6 for k, v in response.headers.items()) + 128
+    overhead = sum(len(k) + len(v) + 6 for k, v in response.headers.items()) + 128
+    if len(body) * 6 + overhead <= limit:
+        return True  # even fully escaped: no pass over the body needed
+    controls = len(body) - len(body.translate(None, _CONTROL_BYTES))
+    return len(body) + body.count(b'"') + body.count(b"\\") + 5 * controls + overhead <= limit
 
 
 _CONTROL_BYTES = bytes(range(32))
@@ -275,8 +277,8 @@ class GatewayApp:
             return
         gw = self.gateway
         # Made first, so every request (a 404, a 431, a client leaving mid-body) completes one.
-        ctx = RequestContext(GatewayRequest(scope["method"], scope["path"], {}), new_trace_id(),
-                             deadline=_deadline(scope))
+        # The trace id is the client's, read with the headers; a fresh one only if it never gets there.
+        ctx = RequestContext(GatewayRequest(scope["method"], scope["path"], {}), "", deadline=_deadline(scope))
         for callback in gw.completion_callbacks:
             ctx.on_complete(callback)
         gone: asyncio.Future[None] | None = None
@@ -296,6 +298,8 @@ class GatewayApp:
             if response is None:
                 how = Completion.CLIENT_GONE
                 return
+            if not ctx.trace_id:
+                ctx.trace_id = new_trace_id()
             response.headers.setdefault("x-portkey-trace-id", ctx.trace_id)
             if self.buffer_limit is not None:
                 response = await _buffered(response, self.buffer_limit, ctx.error_format)
@@ -304,6 +308,8 @@ class GatewayApp:
         finally:
             if gone is not None:
                 gone.cancel()
+            if not ctx.trace_id:
+                ctx.trace_id = new_trace_id()
             ctx.complete(how)
 
     async def _serve(self, ctx: RequestContext, scope: Scope,

@@ -13,23 +13,22 @@ from base64 import b64decode
 from collections.abc import Mapping
 from typing import Any
 
-_NOT_IN_HEADERS = frozenset("\r\n\0")
 
-
-def _header_text(value: Any) -> bool:
-    """What an HTTP client can send as a header: no line breaks or NUL (a JSON event can hold them)."""
-    return _text(value) and not _NOT_IN_HEADERS.intersection(value)
-
-
-def _text(value: Any) -> bool:
-    """A str that encodes as UTF-8 (no lone surrogates, which JSON events may carry)."""
-    if not isinstance(value, str):
-        return False
+def _utf8(value: str) -> bool:
+    """Encodes as UTF-8: no lone surrogates, which JSON events may carry."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _joined(values: Any, sep: str) -> str | None:
+    """``values`` joined when all are strings (a C-level check: this runs on every invocation)."""
+    try:
+        return sep.join(values)
+    except TypeError:
+        return None
 
 
 def event_problem(event: Any) -> str | None:
@@ -42,22 +41,24 @@ def event_problem(event: Any) -> str | None:
     http = context.get("http") if isinstance(context, Mapping) else None
     if not isinstance(http, Mapping):
         return "the event has no requestContext.http (not an HTTP API or Function URL event)"
-    for key in ("method", "path", "sourceIp"):  # Mangum reads all three
-        if not _text(http.get(key)):
-            return f"requestContext.http.{key} is missing or not a string"
+    # Mangum reads these three, and our path and query: all strings, all valid UTF-8.
+    request_line = _joined((http.get("method"), http.get("path"), http.get("sourceIp"),
+                            event.get("rawPath", ""), event.get("rawQueryString", "")), " ")
+    if request_line is None or not _utf8(request_line):
+        return "the method, path, source address or query is missing or not a string"
     headers = event.get("headers", {})
     if headers is None or not isinstance(headers, Mapping):
         return "headers is not an object"
-    if not all(_header_text(k) and _header_text(v) for k, v in headers.items()):
+    # What an HTTP client can send: strings without line breaks or NUL (a JSON event can hold them).
+    text = _joined((*headers.keys(), *headers.values()), "\t")
+    if text is None or "\r" in text or "\n" in text or "\0" in text or not _utf8(text):
         return "a header name or value is not a string an HTTP client could send"
-    for key in ("rawQueryString", "rawPath"):
-        if key in event and not _text(event[key]):
-            return f"{key} is not a string"
     cookies = event.get("cookies", [])
-    if not isinstance(cookies, list) or not all(_text(c) for c in cookies):
+    jar = _joined(cookies, "; ") if isinstance(cookies, list) else None
+    if jar is None or not _utf8(jar):
         return "cookies is not a list of strings"
     body = event.get("body")
-    if body is not None and not _text(body):
+    if body is not None and (not isinstance(body, str) or not _utf8(body)):
         return "body is not a string"
     encoded = event.get("isBase64Encoded", False)
     if not isinstance(encoded, bool):

@@ -8,7 +8,6 @@ the cache or skipped because its circuit breaker is open. Routing reads only ``s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aigw.config.model import Target
@@ -20,22 +19,29 @@ if TYPE_CHECKING:
     from aigw.providers.base import Provider
 
 
-@dataclass(eq=False)
 class Attempt:
-    target: Target
-    status: int
-    source: AttemptSource = AttemptSource.PROVIDER
-    provider: Provider | None = None
-    # The provider's response headers worth passing on (scrubbed when they leave).
-    headers: Mapping[str, str] = field(default_factory=dict)
-    # Success: the OpenAI-shaped body, or the open stream of OpenAI SSE events.
-    body: bytes = b""
-    stream: ProviderStream | None = None
-    # Failure: what the client is told if routing ends here.
-    error: GatewayError | None = None
-    usage: Mapping[str, Any] | None = None
-    # The provider key this attempt used: scrubbed from whatever it returns.
-    secret: str | None = field(default=None, repr=False)
+    __slots__ = ("target", "status", "source", "provider", "headers", "body", "stream", "error", "usage", "secret")
+
+    def __init__(self, target: Target, status: int, *, source: AttemptSource = AttemptSource.PROVIDER,
+                 provider: Provider | None = None, headers: Mapping[str, str] | None = None,
+                 error: GatewayError | None = None, secret: str | None = None) -> None:
+        self.target = target
+        self.status = status
+        self.source = source
+        self.provider = provider
+        # The provider's response headers worth passing on (scrubbed when they leave).
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        # Success: the OpenAI-shaped body, or the open stream of OpenAI SSE events.
+        self.body = b""
+        self.stream: ProviderStream | None = None
+        # Failure: what the client is told if routing ends here.
+        self.error = error
+        self.usage: Mapping[str, Any] | None = None
+        # The provider key this attempt used: scrubbed from whatever it returns.
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return f"Attempt({self.target.path}, {self.status}, {self.source})"
 
     @property
     def ok(self) -> bool:

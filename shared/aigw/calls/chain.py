@@ -5,7 +5,11 @@
 Each wrapper takes the next call and returns a call of the same type, so the response cache,
 the circuit breaker and the hooks of later issues are one more wrapper in ``proxy``'s list.
 A wrapper may answer without calling the next one: a synthetic attempt (skipped, uncallable,
-later served from cache).
+later served from cache). The chain is composed once per gateway; what differs per request
+(the call spec, the principal, the deadline) travels in the ``RequestContext``.
+
+A wrapper with nothing to do after the next call returns that call's awaitable as it is (a
+plain function, not a coroutine): each coroutine layer costs ~3 000 instructions a request.
 """
 
 from __future__ import annotations
@@ -13,15 +17,21 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from aigw.auth import Principal
 from aigw.calls.attempt import Attempt
+from aigw.calls.send import send
 from aigw.config.model import Target
 from aigw.context import AttemptRecord, AttemptSource, RequestContext
 from aigw.controlplane.sources import VirtualKeySource
 from aigw.errors import GatewayDeadline, GatewayError
+from aigw.upstream.transport import Transport
 
-Call = Callable[[Target], Awaitable[Attempt]]
+Call = Callable[[Target, RequestContext], Awaitable[Attempt]]
 Wrapper = Callable[[Call], Call]  # takes the next call, returns one that may run around it
+
+
+async def _answered(attempt: Attempt) -> Attempt:
+    """A synthetic attempt, as the awaitable every call returns."""
+    return attempt
 
 
 def compose(innermost: Call, wrappers: Sequence[Wrapper]) -> Call:
@@ -31,59 +41,64 @@ def compose(innermost: Call, wrappers: Sequence[Wrapper]) -> Call:
     return call
 
 
-def recorded(ctx: RequestContext) -> Wrapper:
+def sending(transport: Callable[[], Transport]) -> Call:
+    """The innermost call: the provider request itself (``transport`` is looked up per call, so
+    the transport is built on the first provider call, not when the chain is)."""
+
+    def call_provider(target: Target, ctx: RequestContext) -> Awaitable[Attempt]:
+        assert ctx.spec is not None  # set by the parse stage
+        return send(transport(), target, ctx.spec, ctx.deadline)
+
+    return call_provider
+
+
+def recorded(call: Call) -> Call:
     """Every attempt, real or synthetic, lands in ``ctx.attempts`` with its timing."""
 
-    def wrap(call: Call) -> Call:
-        async def recording(target: Target) -> Attempt:
-            started = time.monotonic()
-            attempt = await call(target)
-            ctx.record(AttemptRecord(
-                path=target.path,
-                provider=attempt.provider_name,
-                source=attempt.source,
-                status=attempt.status,
-                started_ms=(started - ctx.started_mono) * 1000,
-                duration_ms=(time.monotonic() - started) * 1000,
-                retry_index=0,
-                error_code=attempt.error.code if attempt.error is not None else None,
-            ))
-            return attempt
+    async def recording(target: Target, ctx: RequestContext) -> Attempt:
+        started = time.monotonic()
+        attempt = await call(target, ctx)
+        error = attempt.error
+        ctx.record(AttemptRecord(
+            target.path, attempt.provider_name, attempt.source, attempt.status,
+            (started - ctx.started_mono) * 1000, (time.monotonic() - started) * 1000, 0,
+            error.code if error is not None else None,
+        ))
+        return attempt
 
-        return recording
-
-    return wrap
+    return recording
 
 
-def within_deadline(ctx: RequestContext) -> Wrapper:
+def within_deadline(call: Call) -> Call:
     """Past the request's deadline no target is called: the attempt is skipped (504)."""
 
-    def wrap(call: Call) -> Call:
-        async def guarded(target: Target) -> Attempt:
-            if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
-                error = GatewayDeadline("the gateway's time for this request ran out before this target was tried",
-                                        provider=target.provider or "virtual_key")
-                return Attempt.failed(target, error, source=AttemptSource.SKIPPED)
-            return await call(target)
+    def guarded(target: Target, ctx: RequestContext) -> Awaitable[Attempt]:
+        if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
+            error = GatewayDeadline("the gateway's time for this request ran out before this target was tried",
+                                    provider=target.provider or "virtual_key")
+            return _answered(Attempt.failed(target, error, source=AttemptSource.SKIPPED))
+        return call(target, ctx)
 
-        return guarded
-
-    return wrap
+    return guarded
 
 
-def resolving_virtual_keys(source: VirtualKeySource, principal: Principal) -> Wrapper:
+def resolving_virtual_keys(source: VirtualKeySource) -> Wrapper:
     """A target naming a virtual key is called with what the key stands for; a key that cannot be
     resolved makes a failed target (a fallback moves on), never an aborted request."""
 
     def wrap(call: Call) -> Call:
-        async def resolving(target: Target) -> Attempt:
-            if target.virtual_key is None:
-                return await call(target)
+        async def resolve_then_call(target: Target, ctx: RequestContext) -> Attempt:
+            assert ctx.principal is not None  # set by the resolve stage
             try:
-                resolved = await source.resolve(target, principal)
+                resolved = await source.resolve(target, ctx.principal)
             except GatewayError as exc:
                 return Attempt.failed(target, exc)
-            return await call(resolved)
+            return await call(resolved, ctx)
+
+        def resolving(target: Target, ctx: RequestContext) -> Awaitable[Attempt]:
+            if target.virtual_key is None:
+                return call(target, ctx)
+            return resolve_then_call(target, ctx)
 
         return resolving
 

@@ -32,11 +32,15 @@ _MAX_ERROR_TEXT = 512
 def _check_shape(kind: EndpointKind, body: Any, provider: str) -> Mapping[str, Any]:
     key = _SHAPE[kind]
     items = body.get(key) if isinstance(body, dict) else None
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise InvalidProviderResponse(f"{provider} returned a {kind.label} answer without a list of objects "
-                                      f"in '{key}'", provider=provider)
-    assert isinstance(body, dict)
-    return body
+    if isinstance(items, list):
+        for item in items:
+            if not isinstance(item, dict):
+                break
+        else:
+            assert isinstance(body, dict)
+            return body
+    raise InvalidProviderResponse(f"{provider} returned a {kind.label} answer without a list of objects in '{key}'",
+                                  provider=provider)
 
 
 def success(provider: Provider, endpoint: ProviderEndpoint, kind: EndpointKind, target: Target,

@@ -20,6 +20,7 @@ from aigw.calls import normalise
 from aigw.calls.attempt import Attempt
 from aigw.calls.spec import CallSpec
 from aigw.calls.stream import ProviderStream
+from aigw.calls.watch import IDLE, Expired, Watch
 from aigw.config.model import Target
 from aigw.errors import (
     GatewayDeadline,
@@ -98,21 +99,22 @@ def response_headers(raw: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in raw.items() if k not in _DROP_RESPONSE_HEADERS and v.isascii()}
 
 
-class _Stalled(Exception):
-    pass
-
-
-async def _read_capped(response: UpstreamResponse, limit: int, idle_s: float) -> bytes:
-    """Read a whole body, refusing one over ``limit`` before it is all in memory, and one whose
-    bytes stop coming for ``idle_s``."""
+async def _read_capped(response: UpstreamResponse, limit: int, watch: Watch) -> bytes:
+    """Read a whole body within ``watch``'s bounds, refusing one over ``limit`` before it is all
+    in memory."""
     parts: list[bytes] = []
     size = 0
     while True:
+        watch.begin()  # inline, not watch.wait(): a coroutine per read costs on the hot path
         try:
-            async with asyncio.timeout(idle_s):
-                chunk = await response.next_chunk()
-        except TimeoutError:
-            raise _Stalled from None
+            chunk = await response.next_chunk()
+        except asyncio.CancelledError:
+            expired = watch.expired()
+            if expired is not None:
+                raise expired from None
+            raise
+        finally:
+            watch.end()
         if not chunk:
             return b"".join(parts)
         size += len(chunk)
@@ -169,36 +171,48 @@ async def send(transport: Transport, target: Target, spec: CallSpec, deadline: f
     by_deadline = left is not None and left < budget_s
     idle_s = min(spec.idle_timeout_ms, own_ms or spec.idle_timeout_ms) / 1000
     response: UpstreamResponse | None = None
+    loop = asyncio.get_running_loop()
+    watch = Watch(loop.time() + (left if by_deadline and left is not None else budget_s))
     try:
-        async with asyncio.timeout(left if by_deadline else budget_s):
+        watch.begin()  # inline, not watch.wait(): a coroutine per wait costs on the hot path
+        try:
             response = await transport.request(endpoint.method, url, headers, data)
-            attempt.status = response.status
-            attempt.headers = response_headers(response.headers)
-            if spec.stream and 200 <= response.status < 300:
-                first = await response.next_chunk()
-                if not first:
-                    raise TransportError("stream ended before its first byte")
-                if _is_sse_start(first) and (stream_error := _first_event_error(first)) is None:
-                    transformer = endpoint.stream(target, provider_body) if endpoint.stream else None
-                    attempt.stream = ProviderStream(response, first, provider.name, transformer, idle_s, deadline)
-                    response = None  # handed over to the stream
-                    return attempt
-                if _is_sse_start(first):
-                    response.close()
-                    response = None
-                    return _failed(attempt, InvalidProviderResponse(
-                        f"{provider.name} stream began with an error: {stream_error}", provider=provider.name))
-                raw = first + await _read_capped(response, spec.max_response_bytes - len(first), idle_s)
-            else:
-                raw = await _read_capped(response, spec.max_response_bytes, idle_s)
-            response = None  # read whole: the connection went back to the pool
-    except _Stalled:
-        return _failed(attempt, StreamStalled(f"{provider.name} stopped sending its answer for "
-                                              f"{round(idle_s * 1000)} ms", provider=provider.name))
-    except TimeoutError:
-        if by_deadline:
-            error: UpstreamError = GatewayDeadline(f"the gateway's time for this request ran out while "
-                                                   f"waiting for {provider.name}", provider=provider.name)
+        except asyncio.CancelledError:
+            expired = watch.expired()
+            if expired is not None:
+                raise expired from None
+            raise
+        finally:
+            watch.end()
+        attempt.status = response.status
+        attempt.headers = response_headers(response.headers)
+        watch.idle(idle_s)  # the answer has begun: from here each wait is bounded too
+        if spec.stream and 200 <= response.status < 300:
+            first = await watch.wait(response.next_chunk())
+            if not first:
+                raise TransportError("stream ended before its first byte")
+            if _is_sse_start(first) and (stream_error := _first_event_error(first)) is None:
+                transformer = endpoint.stream(target, provider_body) if endpoint.stream else None
+                attempt.stream = ProviderStream(response, first, provider.name, transformer, idle_s, deadline)
+                response = None  # handed over to the stream
+                return attempt
+            if _is_sse_start(first):
+                response.close()
+                response = None
+                return _failed(attempt, InvalidProviderResponse(
+                    f"{provider.name} stream began with an error: {stream_error}", provider=provider.name))
+            raw = first + await _read_capped(response, spec.max_response_bytes - len(first), watch)
+        else:
+            raw = await _read_capped(response, spec.max_response_bytes, watch)
+        response = None  # read whole: the connection went back to the pool
+    except Expired as exc:
+        error: UpstreamError
+        if exc.reason == IDLE:
+            error = StreamStalled(f"{provider.name} stopped sending its answer for {round(idle_s * 1000)} ms",
+                                  provider=provider.name)
+        elif by_deadline:
+            error = GatewayDeadline(f"the gateway's time for this request ran out while waiting for {provider.name}",
+                                    provider=provider.name)
         elif own_binds:
             error = UpstreamTimeout(f"Request exceeded the timeout sent in the request: {own_ms}ms",
                                     provider=provider.name)
@@ -218,6 +232,7 @@ async def send(transport: Transport, target: Target, spec: CallSpec, deadline: f
         return _failed(attempt, UpstreamConnectionFailed(f"could not reach {provider.name}: {exc}",
                                                          provider=provider.name))
     finally:
+        watch.close()
         if response is not None:
             response.close()  # half-read: the connection cannot be reused
     return _normalised(attempt, provider, endpoint, spec, raw)

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from aigw.aclose import aclose
+from aigw.calls.watch import Watch
 from aigw.errors import ErrorFormat, GatewayError, StreamInterrupted, StreamStalled, render_stream_error
 from aigw.providers.base import StreamTransformer
 from aigw.upstream.sse_passthrough import passthrough_sse
@@ -36,19 +37,29 @@ class ProviderStream:
             self._response.close()
             self._response = None
 
-    def _wait_s(self) -> float:
-        if self._deadline is None:
-            return self._idle_s
-        return max(0.0, min(self._idle_s, self._deadline - time.monotonic()))
-
     async def _raw(self) -> AsyncIterator[bytes]:
         response = self._response
         assert response is not None
-        chunk = self._first
-        while chunk:
-            yield chunk
-            async with asyncio.timeout(self._wait_s()):
-                chunk = await response.next_chunk()
+        loop_deadline = None
+        if self._deadline is not None:  # monotonic seconds -> the loop's clock
+            loop_deadline = asyncio.get_running_loop().time() + (self._deadline - time.monotonic())
+        watch = Watch(loop_deadline, self._idle_s)
+        try:
+            chunk = self._first
+            while chunk:
+                yield chunk
+                watch.begin()  # inline, not watch.wait(): a coroutine per chunk costs on the hot path
+                try:
+                    chunk = await response.next_chunk()
+                except asyncio.CancelledError:
+                    expired = watch.expired()
+                    if expired is not None:
+                        raise expired from None
+                    raise
+                finally:
+                    watch.end()
+        finally:
+            watch.close()
 
     async def _transformed(self, transformer: StreamTransformer) -> AsyncIterator[bytes]:
         async for chunk in self._raw():

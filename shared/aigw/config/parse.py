@@ -12,11 +12,9 @@ hooks and guardrails) are refused with a 400 when turned on (``config.features``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -49,19 +47,17 @@ _NODE_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class _Inherited:
-    override_params: Mapping[str, Any] = field(default_factory=dict)
+class _Inherited(NamedTuple):
+    override_params: Mapping[str, Any] = {}
     retry: RetryPolicy | None = None
     cache: Mapping[str, Any] | None = None
     custom_host: str | None = None
     forward_headers: tuple[str, ...] = ()
     request_timeout_ms: int | None = None
-    hooks: Mapping[str, Any] = field(default_factory=dict)
+    hooks: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class _Shared:
+class _Shared(NamedTuple):
     """The fields every node has, whether it routes (strategy) or names a provider (leaf)."""
 
     path: str
@@ -83,7 +79,18 @@ class _Shared:
         )
 
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+def _snake(key: str) -> str:
+    """``requestTimeout`` -> ``request_timeout``: a capital after a lower-case letter or digit
+    starts a new word (without a regex: this module is imported at every cold start)."""
+    if key.islower() or key.isupper():
+        return key  # nothing to convert (the usual spelling)
+    out = []
+    for i, c in enumerate(key):
+        if c.isupper() and i and (key[i - 1].islower() or key[i - 1].isdigit()):
+            out.append("_" + c.lower())
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def _snake_keys(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,7 +99,7 @@ def _snake_keys(value: Mapping[str, Any]) -> dict[str, Any]:
     The snake_case spelling wins when both are given."""
     out: dict[str, Any] = {}
     for key, item in value.items():
-        snake = _CAMEL.sub(lambda m: "_" + m.group(1).lower(), key) if isinstance(key, str) else key
+        snake = _snake(key) if isinstance(key, str) else key
         if snake not in out or snake == key:
             out[snake] = item
     return out

@@ -34,7 +34,7 @@ A = TypeVar("A", bound=AttemptLike)
 Call = Callable[[Target], Awaitable[A]]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RouterEnv:
     rng: random.Random
     sleep: Callable[[float], Awaitable[None]]  # seconds
@@ -49,7 +49,7 @@ class RouterEnv:
     remaining_s: Callable[[], float | None] = lambda: None
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome(Generic[A]):
     attempt: A
     leaf: Target
