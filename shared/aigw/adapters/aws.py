@@ -20,7 +20,7 @@ import orjson
 from mangum import Mangum
 
 from aigw.adapters.asgi import GatewayApp, log_bug
-from aigw.adapters.lambda_events import event_problem
+from aigw.adapters.lambda_events import event_problem, misread_risk
 from aigw.errors import GatewayError, InvalidEvent, ResponseTooLarge, render_error
 from aigw.gateway import Gateway
 from aigw.routes import RouteSpec, RouteTable
@@ -49,13 +49,16 @@ class LambdaHttpHandler:
         self._limit = response_limit
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
-        problem = event_problem(event)
+        problem = misread_risk(event)
         if problem is not None:
             return _answer(InvalidEvent(f"the request could not be read: {problem}"))
         try:
             result: dict[str, Any] = self._mangum(event, context)
-        except Exception as exc:  # a bug: never a raw invocation error (API Gateway's bare 500)
-            log_bug("lambda handler", exc)
+        except Exception as exc:
+            problem = event_problem(event)  # the full check, only now that Mangum failed on it
+            if problem is not None:
+                return _answer(InvalidEvent(f"the request could not be read: {problem}"))
+            log_bug("lambda handler", exc)  # a bug: never a raw invocation error (API Gateway's bare 500)
             return _answer(GatewayError("internal gateway error"))
         # Backstop for what the app's own bound missed; a short body cannot reach the limit (JSON
         # escaping at most sextuples it), so the result is measured only for long ones.
