@@ -18,15 +18,25 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aigw.auth import Authenticator, authenticator_for
 from aigw.context import CompletionCallback
-from aigw.controlplane.sources import ConfigSource, NoControlPlane, VirtualKeySource
 from aigw.settings import Settings, ShellDefaults
 from aigw.upstream.transport import Transport, make_transport
 
+if TYPE_CHECKING:
+    from aigw.controlplane.sources import ConfigSource, VirtualKeySource
+
 T = TypeVar("T")
+
+
+def _no_control_plane() -> Any:
+    # Imported on first use: the sources pull in the config model, ~6 ms of cold start that
+    # functions which never resolve a config (health, the $default route) must not pay.
+    from aigw.controlplane.sources import NoControlPlane
+
+    return NoControlPlane()
 
 
 class Service(Generic[T]):
@@ -87,8 +97,9 @@ class Gateway:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.time
     auth: Authenticator | None = None
-    configs: ConfigSource = field(default_factory=NoControlPlane)
-    virtual_keys: VirtualKeySource = field(default_factory=NoControlPlane)
+    # Where saved configs and virtual keys come from; None: no control plane (built on first use).
+    config_source: ConfigSource | None = None
+    virtual_key_source: VirtualKeySource | None = None
     # Told about every request once its response is over (the log producer registers here).
     completion_callbacks: list[CompletionCallback] = field(default_factory=list)
     # What the request path builds once per gateway from its services (the call chain).
@@ -107,6 +118,18 @@ class Gateway:
     def authenticator(self) -> Authenticator:
         assert self.auth is not None
         return self.auth
+
+    @property
+    def configs(self) -> ConfigSource:
+        if self.config_source is None:
+            self.config_source = _no_control_plane()
+        return self.config_source
+
+    @property
+    def virtual_keys(self) -> VirtualKeySource:
+        if self.virtual_key_source is None:
+            self.virtual_key_source = _no_control_plane()
+        return self.virtual_key_source
 
     @property
     def transport(self) -> Transport:
