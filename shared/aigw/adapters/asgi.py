@@ -246,14 +246,17 @@ class GatewayApp:
     Gateway): streams are collected first, and a larger answer becomes a 502.
     ``adapter_deadline``: the shell runs behind the Lambda Web Adapter, which passes the
     invocation's deadline in a header.
+    ``watch_client``: the server reports a client leaving mid-request (uvicorn does; Mangum
+    cannot, so watching costs a task per invocation for nothing there).
     """
 
     def __init__(self, routes: RouteTable | RouteSpec, gateway: Gateway, *, buffer_limit: int | None = None,
-                 adapter_deadline: bool = False) -> None:
+                 adapter_deadline: bool = False, watch_client: bool = True) -> None:
         self.routes = routes
         self.gateway = gateway
         self.buffer_limit = buffer_limit
         self.adapter_deadline = adapter_deadline
+        self.watch_client = watch_client
 
     def _route(self, method: str, path: str) -> tuple[RouteSpec, Mapping[str, str]]:
         routes = self.routes
@@ -331,6 +334,8 @@ class GatewayApp:
         generations nobody will read). A callback, not a second task: this is the hot path.
         Returns the response (None: the client left) and the future that tells the client left,
         which the sending of a stream watches next."""
+        if not self.watch_client:
+            return await spec.handler()(ctx, self.gateway), None
         gone = asyncio.ensure_future(_wait_gone(receive))
         working = asyncio.current_task()
         assert working is not None

@@ -44,7 +44,8 @@ class LambdaHttpHandler:
 
     def __init__(self, routes: RouteSpec | RouteTable, gateway: Gateway,
                  response_limit: int = LAMBDA_SYNC_RESPONSE_LIMIT) -> None:
-        self.app = GatewayApp(routes, gateway, buffer_limit=response_limit)
+        # Mangum delivers the body whole and never reports a client leaving: no watcher for it.
+        self.app = GatewayApp(routes, gateway, buffer_limit=response_limit, watch_client=False)
         self._mangum = Mangum(self.app, lifespan="off")
         self._limit = response_limit
 
