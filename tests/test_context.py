@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from aigw.context import AttemptRecord, AttemptSource, Completion, RequestContext, new_trace_id, trace_id_from
+from aigw.context import AttemptSource, Completion, RequestContext, new_trace_id, trace_id_from
 from aigw.errors import InvalidHeader
 from aigw.request import GatewayRequest
 
@@ -15,8 +15,8 @@ def ctx(**kw):
     return RequestContext(GatewayRequest("POST", "/v1/chat/completions", {}), "t-1", **kw)
 
 
-def record(path, status=500):
-    return AttemptRecord(path, "openai", AttemptSource.PROVIDER, status, 0.0, 1.0, retry_index=0)
+def record(c, path, status=500):
+    c.record(path, "openai", AttemptSource.PROVIDER, status, c.started_mono, c.started_mono + 0.001, None)
 
 
 def test_trace_id_is_the_clients_or_a_new_uuid4():
@@ -35,7 +35,7 @@ def test_an_invalid_trace_id_is_a_400_naming_the_header(bad):
 def test_records_number_retries_per_target_and_mark_the_retried_ones():
     c = ctx()
     for path in ("config.targets[0]", "config.targets[0]", "config.targets[1]", "config.targets[0]"):
-        c.record(record(path))
+        record(c, path)
     assert [(r.path, r.retry_index, r.retried) for r in c.attempts] == [
         ("config.targets[0]", 0, True), ("config.targets[0]", 1, True),
         ("config.targets[1]", 0, False), ("config.targets[0]", 2, False),

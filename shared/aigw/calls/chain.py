@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aigw.calls.attempt import Attempt
 from aigw.calls.send import send
 from aigw.config.model import Target
-from aigw.context import AttemptRecord, AttemptSource, RequestContext
+from aigw.context import AttemptSource, RequestContext
 from aigw.controlplane.sources import VirtualKeySource
 from aigw.errors import GatewayDeadline, GatewayError
 from aigw.upstream.transport import Transport
@@ -59,11 +59,8 @@ def recorded(call: Call) -> Call:
         started = time.monotonic()
         attempt = await call(target, ctx)
         error = attempt.error
-        ctx.record(AttemptRecord(
-            target.path, attempt.provider_name, attempt.source, attempt.status,
-            (started - ctx.started_mono) * 1000, (time.monotonic() - started) * 1000, 0,
-            error.code if error is not None else None,
-        ))
+        ctx.record(target.path, attempt.provider_name, attempt.source, attempt.status, started, time.monotonic(),
+                   error.code if error is not None else None)
         return attempt
 
     return recording
