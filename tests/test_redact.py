@@ -476,3 +476,12 @@ def test_a_long_secrets_redaction_bounds_a_short_secrets_token():
     # "aa" inside "aaaaaaaaaaa" is no whole token, but once the long key goes, what is left is.
     assert Scrubber(["aaaaaaaaa", "aa"]).bytes(b"aaaaaaaaaaa") == b"[REDACTED][REDACTED]"
     assert Scrubber(["ab/cd-0123", "cd"]).bytes(b"x cdab/cd-0123 cd") == b"x [REDACTED][REDACTED] [REDACTED]"
+
+
+def test_a_json_escaped_key_in_a_header_value_is_scrubbed_too():
+    from aigw.redact import Scrubber
+
+    key = "sk-live-0123456789abcdef"
+    escaped = key.replace("-", "\\u002d")
+    out = Scrubber((key,)).headers({"x-debug": '{"key":"' + escaped + '"}', "x-plain": f"k={key}", "x-ok": "fine"})
+    assert key not in str(out) and escaped not in str(out) and out["x-ok"] == "fine"

@@ -240,8 +240,21 @@ def error_body(exc: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI) -> dict
 
 
 def render_error(exc: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI) -> bytes:
-    """The JSON body of ``exc`` in ``fmt`` (not yet scrubbed: the caller scrubs what leaves)."""
-    return orjson.dumps(_RENDERERS[fmt](exc))
+    """The JSON body of ``exc`` in ``fmt`` (not yet scrubbed: the caller scrubs what leaves).
+    Never raises: a message quoting input that is not valid Unicode is rendered with it replaced."""
+    body = _RENDERERS[fmt](exc)
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson refuses lone surrogates
+        return orjson.dumps(_printable(body))
+
+
+def _printable(value: object) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    return value
 
 
 def render_stream_error(exc: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI) -> bytes:

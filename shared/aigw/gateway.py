@@ -103,7 +103,7 @@ class Gateway:
     # Told about every request once its response is over (the log producer registers here).
     completion_callbacks: list[CompletionCallback] = field(default_factory=list)
     # What the request path builds once per gateway from its services (the call chain).
-    memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _transport: Service[Transport] = field(init=False, repr=False)
     _infra_transport: Service[Transport] = field(init=False, repr=False)
 

@@ -109,6 +109,6 @@ def _chain(gw: Gateway) -> Call:
         chain = gw.memo["call_chain"] = compose(sending(lambda: gw.transport), [
             recorded,
             within_deadline,
-            resolving_virtual_keys(gw.virtual_keys),
+            resolving_virtual_keys(lambda: gw.virtual_keys),
         ])
     return chain

@@ -423,11 +423,11 @@ class Scrubber:
         """Header values scrubbed (names are left alone: a redacted name would be an invalid one)."""
         if not self._secrets or not h:
             return dict(h)
-        # A header value is not JSON: nobody decodes escapes in it, so only a secret's plain form
-        # can leak there. All values at once first (joined by a line end, which no secret spans):
-        # nearly always no probe occurs, and that costs one C-level search per secret.
+        # All values at once first (joined by a line end, which no secret spans): nearly always no
+        # probe occurs and no backslash either (a header holding JSON may carry escaped forms), and
+        # that costs a few C-level searches.
         joined = "\n".join(h.values())
-        if not any(probe in joined for probe in self._text_probes):
+        if "\\" not in joined and not any(probe in joined for probe in self._text_probes):
             return dict(h)
         return {name: self.text(value) for name, value in h.items()}
 

@@ -128,3 +128,26 @@ def test_a_stream_over_the_limit_is_a_502_too(loop, fake_provider):
     assert "streaming" in json.loads(result["body"])["error"]["message"]
     assert done == [(502, "sent")]
     loop.run_until_complete(gateway.close())
+
+
+@pytest.mark.parametrize("name, change", [
+    ("lone surrogate method", lambda e: e["requestContext"]["http"].update(method="G\ud800T")),
+    ("lone surrogate path", lambda e: e["requestContext"]["http"].update(path="/v1/\udc00")),
+    ("number as method", lambda e: e["requestContext"]["http"].update(method=5)),
+    ("null method", lambda e: e["requestContext"]["http"].update(method=None)),
+    ("base64 with a stray byte", lambda e: e.update(body="ey!Jtb2RlbCI6Im0ifQ==", isBase64Encoded=True)),
+])
+def test_events_mangum_would_misread_are_a_400_before_it_runs(loop, name, change):
+    event = http_api_event("POST", "/v1/chat/completions", body={"model": "m"})
+    change(event)
+    handler = http_handler(CHAT_COMPLETIONS, Gateway(Settings()), upstream=False)
+    result = json.loads(json.dumps(handler(event, FakeContext())))
+    assert result["statusCode"] == 400, result
+    assert json.loads(result["body"])["error"]["code"] == "invalid_event"
+
+
+def test_an_error_message_quoting_invalid_unicode_still_renders():
+    from aigw.errors import NotFound, render_error
+
+    body = json.loads(render_error(NotFound("no route for G\ud800T /x")))
+    assert body["error"]["code"] == "not_found" and "no route" in body["error"]["message"]

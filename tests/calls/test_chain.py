@@ -76,7 +76,8 @@ async def test_an_unresolvable_virtual_key_is_a_failed_target():
         return Attempt(target, 200)
 
     target = Target(path="config.targets[1]", virtual_key="vk-1")
-    chain = compose(spy, [resolving_virtual_keys(NoControlPlane())])
+    source = NoControlPlane()
+    chain = compose(spy, [resolving_virtual_keys(lambda: source)])
     attempt = await chain(target, ctx())
     assert called == [] and attempt.status == 400 and not attempt.ok
     assert attempt.error is not None and attempt.error.code == "virtual_key_unavailable"

@@ -50,3 +50,12 @@ def test_provider_errors_keep_status_and_fields_and_scrub_raw_text():
     key = "sk-live-0123456789abcdef"
     err = normalise.failure(OPENAI, 401, b"<html>" + b"E" * 505 + key.encode(), Scrubber((key,)))
     assert key[:8] not in err.message and err.status == 401
+
+
+def test_provider_response_headers_are_bounded_in_total():
+    from aigw.calls.send import MAX_RESPONSE_HEADER_BYTES, response_headers
+
+    raw = {f"x-h{i}": '"' * 60_000 for i in range(90)}
+    out = response_headers({"x-request-id": "r-1", **raw})
+    assert out["x-request-id"] == "r-1"
+    assert sum(len(k) + len(v) for k, v in out.items()) <= MAX_RESPONSE_HEADER_BYTES

@@ -55,3 +55,45 @@ async def test_a_cancellation_from_elsewhere_is_passed_on_and_the_task_stays_usa
     assert asyncio.current_task().cancelling() == 0
     await asyncio.sleep(0.01)
     watch.close()
+
+
+async def test_a_cancellation_arriving_with_an_expiry_is_not_swallowed():
+    # GIVEN a wait that expires just as someone else (a client leaving) cancels the task too
+    loop = asyncio.get_running_loop()
+    watch = Watch(loop.time() + 0.05)
+    task = asyncio.current_task()
+
+    async def both():
+        await asyncio.sleep(0.2)
+
+    def cancel_too():
+        watch._check(loop.time() + 1)  # the sweep finds the wait expired and cancels
+        task.cancel()  # and the client-gone callback cancels as well
+
+    loop.call_later(0.01, cancel_too)
+    # THEN the other cancellation wins: CancelledError, not Expired
+    with pytest.raises(asyncio.CancelledError):
+        await watch.wait(both())
+    task.uncancel()
+    watch.close()
+
+
+def test_closed_loops_are_not_kept_alive_by_the_sweep():
+    import gc
+    import weakref
+
+    refs = []
+    for _ in range(5):
+        loop = asyncio.new_event_loop()
+
+        async def one():
+            w = Watch(asyncio.get_running_loop().time() + 10)
+            await w.wait(asyncio.sleep(0))
+            w.close()
+
+        loop.run_until_complete(one())
+        loop.close()
+        refs.append(weakref.ref(loop))
+        del loop
+    gc.collect()
+    assert all(r() is None for r in refs)

@@ -54,3 +54,10 @@ def test_overlong_api_keys_are_refused():
     with pytest.raises(InvalidConfig) as info:
         parse_config({"provider": "openai", "api_key": "k" * (MAX_API_KEY_LENGTH + 1)}, TRUSTED)
     assert info.value.param == "api_key"
+
+
+def test_camel_case_keys_convert_only_ascii_capitals():
+    from aigw.config.parse import _snake
+
+    assert [_snake(k) for k in ("requestTimeout", "apiKey", "URL", "request_timeout", "éX", "²X", "x1Y")] == [
+        "request_timeout", "api_key", "URL", "request_timeout", "éX", "²X", "x1_y"]

@@ -79,7 +79,7 @@ def within_deadline(call: Call) -> Call:
     return guarded
 
 
-def resolving_virtual_keys(source: VirtualKeySource) -> Wrapper:
+def resolving_virtual_keys(source: Callable[[], VirtualKeySource]) -> Wrapper:
     """A target naming a virtual key is called with what the key stands for; a key that cannot be
     resolved makes a failed target (a fallback moves on), never an aborted request."""
 
@@ -87,7 +87,7 @@ def resolving_virtual_keys(source: VirtualKeySource) -> Wrapper:
         async def resolve_then_call(target: Target, ctx: RequestContext) -> Attempt:
             assert ctx.principal is not None  # set by the resolve stage
             try:
-                resolved = await source.resolve(target, ctx.principal)
+                resolved = await source().resolve(target, ctx.principal)
             except GatewayError as exc:
                 return Attempt.failed(target, exc)
             return await call(resolved, ctx)

@@ -93,10 +93,25 @@ def build_request(provider: Provider, target: Target, spec: CallSpec,
     return endpoint, provider_body, data, headers, provider.endpoint_url(target, endpoint, provider_body)
 
 
+# Provider response headers passed on are bounded in total: on Lambda the whole answer must fit
+# in 6 MB, and the shell relies on headers staying well under 64 KB (JSON escaping included).
+MAX_RESPONSE_HEADER_BYTES = 32 * 1024
+
+
 def response_headers(raw: Mapping[str, str]) -> dict[str, str]:
-    # Non-ASCII values are dropped: Lambda's shell (Mangum) decodes header values as UTF-8 and
-    # would fail the whole invocation on a provider's latin-1 byte.
-    return {k: v for k, v in raw.items() if k not in _DROP_RESPONSE_HEADERS and v.isascii()}
+    """The provider's headers worth passing on, within ``MAX_RESPONSE_HEADER_BYTES`` (the rest are
+    dropped). Non-ASCII values are dropped too: Lambda's shell (Mangum) decodes header values as
+    UTF-8 and would fail the whole invocation on a provider's latin-1 byte."""
+    out: dict[str, str] = {}
+    size = 0
+    for k, v in raw.items():
+        if k in _DROP_RESPONSE_HEADERS or not v.isascii():
+            continue
+        size += len(k) + len(v)
+        if size > MAX_RESPONSE_HEADER_BYTES:
+            break
+        out[k] = v
+    return out
 
 
 async def _read_capped(response: UpstreamResponse, limit: int, watch: Watch) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 T = TypeVar("T")
 DEADLINE = "deadline"
@@ -30,25 +30,36 @@ class Expired(TimeoutError):
 
 
 class _Sweep:
-    """The watches of one event loop in flight, checked every ``TICK`` while there are any."""
+    """The watches of one event loop in flight, checked every ``TICK`` while there are any.
 
-    __slots__ = ("_loop", "watches", "_handle")
+    Holds no reference to its loop or its pending timer (only the loop does): a closed loop,
+    tests make many, is collected with its last timer instead of living on in ``_SWEEPS``."""
+
+    __slots__ = ("_loop", "watches", "_armed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = ref(loop)
         self.watches: set[Watch] = set()
-        self._handle: asyncio.TimerHandle | None = None
+        self._armed = False
 
-    def add(self, watch: Watch) -> None:
+    def add(self, watch: Watch, loop: asyncio.AbstractEventLoop) -> None:
         self.watches.add(watch)
-        if self._handle is None:
-            self._handle = self._loop.call_at(self._loop.time() + TICK, self._sweep)
+        if not self._armed:
+            self._armed = True
+            loop.call_at(loop.time() + TICK, self._sweep)
+
+    def remove(self, watch: Watch) -> None:
+        self.watches.discard(watch)
 
     def _sweep(self) -> None:
-        now = self._loop.time()
+        loop = self._loop()
+        if loop is None or not self.watches:
+            self._armed = False
+            return
+        now = loop.time()
         for watch in list(self.watches):
             watch._check(now)
-        self._handle = self._loop.call_at(now + TICK, self._sweep) if self.watches else None
+        loop.call_at(now + TICK, self._sweep)
 
 
 _SWEEPS: WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = WeakKeyDictionary()
@@ -62,7 +73,8 @@ def _sweep_of(loop: asyncio.AbstractEventLoop) -> _Sweep:
 
 
 class Watch:
-    __slots__ = ("_deadline", "_idle_s", "_loop", "_sweep", "_since", "_task", "_fired", "__weakref__")
+    __slots__ = ("_deadline", "_idle_s", "_loop", "_sweep", "_since", "_task", "_fired", "_cancelling",
+                 "__weakref__")
 
     def __init__(self, deadline: float | None, idle_s: float | None = None) -> None:
         """``deadline``: loop time by which every wait must be over (None: none); ``idle_s``: the
@@ -74,6 +86,7 @@ class Watch:
         self._since: float | None = None  # when the current wait began; None between waits
         self._task: asyncio.Task[object] | None = None
         self._fired: str | None = None
+        self._cancelling = 0  # the task's pending cancellations when the wait began
 
     def idle(self, idle_s: float) -> None:
         """From now on each wait is also bounded by ``idle_s`` (the answer has begun)."""
@@ -83,10 +96,11 @@ class Watch:
         """A wait starts. Inline form of ``wait`` for the hottest loops: pair it with ``end`` in a
         ``finally`` and ``expired`` on ``CancelledError``."""
         self._since = self._loop.time()
-        self._task = asyncio.current_task()
+        task = self._task = asyncio.current_task()
+        self._cancelling = task.cancelling() if task is not None else 0
         if self._sweep is None and (self._deadline is not None or self._idle_s is not None):
             self._sweep = _sweep_of(self._loop)
-            self._sweep.add(self)
+            self._sweep.add(self, self._loop)
 
     def end(self) -> None:
         self._since = None
@@ -98,8 +112,8 @@ class Watch:
         if reason is None:
             return None
         self._fired = None
-        if self._task is not None:
-            self._task.uncancel()
+        if self._task is not None and self._task.uncancel() > self._cancelling:
+            return None  # someone else cancelled too (the client left): that one wins
         return Expired(reason)
 
     async def wait(self, awaitable: Awaitable[T]) -> T:
@@ -131,5 +145,5 @@ class Watch:
 
     def close(self) -> None:
         if self._sweep is not None:
-            self._sweep.watches.discard(self)
+            self._sweep.remove(self)
             self._sweep = None

@@ -85,11 +85,13 @@ def _snake(key: str) -> str:
     if key.islower() or key.isupper():
         return key  # nothing to convert (the usual spelling)
     out = []
-    for i, c in enumerate(key):
-        if c.isupper() and i and (key[i - 1].islower() or key[i - 1].isdigit()):
+    previous = ""
+    for c in key:
+        if "A" <= c <= "Z" and ("a" <= previous <= "z" or "0" <= previous <= "9"):
             out.append("_" + c.lower())
         else:
             out.append(c)
+        previous = c
     return "".join(out)
 
 
