@@ -189,16 +189,7 @@ async def send(transport: Transport, target: Target, spec: CallSpec, deadline: f
     loop = asyncio.get_running_loop()
     watch = Watch(loop.time() + (left if by_deadline and left is not None else budget_s))
     try:
-        watch.begin()  # inline, not watch.wait(): a coroutine per wait costs on the hot path
-        try:
-            response = await transport.request(endpoint.method, url, headers, data)
-        except asyncio.CancelledError:
-            expired = watch.expired()
-            if expired is not None:
-                raise expired from None
-            raise
-        finally:
-            watch.end()
+        response = await watch.wait(transport.request(endpoint.method, url, headers, data))
         attempt.status = response.status
         attempt.headers = response_headers(response.headers)
         watch.idle(idle_s)  # the answer has begun: from here each wait is bounded too
