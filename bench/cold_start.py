@@ -156,17 +156,10 @@ class TreeLambdaProcess(LambdaProcess):
         super().__init__(task, opt, runtime, env=env)
         self.tree = tree
 
-    def start(self) -> LambdaProcess:
+    def environment(self, extra: Mapping[str, str]) -> dict[str, str]:
         if self.tree is None or self.tree.is_working_tree:
-            return super().start()
-        self.api.start()
-        env = tree_lambda_environment(self.tree, self.task, self.opt, self.runtime,
-                                      {"AWS_LAMBDA_RUNTIME_API": self.api.address, **self.extra_env})
-        self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-S", "-m", "awslambdaric", self.handler], cwd=self.task,
-                                     env=env, stdin=subprocess.DEVNULL, stdout=self.log or subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)
-        return self
+            return super().environment(extra)
+        return tree_lambda_environment(self.tree, self.task, self.opt, self.runtime, extra)
 
 
 def strip_pyc(root: Path) -> None:

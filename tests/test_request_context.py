@@ -191,3 +191,64 @@ async def test_behind_the_web_adapter_the_invocation_deadline_comes_from_its_hea
     assert sent[0]["status"] == 504 and _time.monotonic() - started < 2.0
     assert done[0].error.code == "gateway_timeout"
     await gw.close()
+
+
+async def test_the_error_the_context_keeps_is_scrubbed_of_echoed_keys(recorder, fake_provider):
+    # GIVEN a provider whose error message echoes the key verbatim
+    fake_provider.script("openai.chat", Reply(status=401, echo_key=True))
+    await call(recorder.app(), CHAT, config(fake_provider, leaf(fake_provider)))
+    ((ctx, _),) = recorder.done
+    # THEN the error the log record will read carries no key, only the marker
+    assert ctx.status == 401 and KEY not in ctx.error.message and "[REDACTED]" in ctx.error.message
+
+
+async def test_a_saved_config_id_is_resolved_through_the_config_source(fake_provider):
+    # GIVEN a gateway whose config source knows one saved config (the control plane's place)
+    class Saved:
+        def __init__(self):
+            self.asked = []
+
+        async def saved_config(self, config_id, principal):
+            self.asked.append((config_id, principal.key_id))
+            return leaf(fake_provider, api_key=KEY)
+
+    source = Saved()
+    gw = Gateway(Settings(), config_source=source)
+    app = GatewayApp(RouteTable([RouteSpec("chat", "POST", "/v1/chat/completions", chat_completions)]), gw)
+    # WHEN a request names it by id
+    sent = await call(app, CHAT, {"x-portkey-config": "pc-team-a"})
+    # THEN the resolve stage fetched it and routing used it
+    assert sent[0]["status"] == 200 and source.asked == [("pc-team-a", None)]
+    assert fake_provider.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    # AND without a control plane an id is a clear 400, nothing sent
+    fake_provider.reset()
+    plain = GatewayApp(RouteTable([RouteSpec("chat", "POST", "/v1/chat/completions", chat_completions)]),
+                       Gateway(Settings()))
+    sent = await call(plain, CHAT, {"x-portkey-config": "pc-team-a"})
+    assert sent[0]["status"] == 400 and b"control plane" in sent[1]["body"] and fake_provider.requests == []
+    await gw.close()
+
+
+async def test_a_client_leaving_leaves_no_pending_cancellation_on_the_task(recorder, fake_provider):
+    # GIVEN a provider that answers slowly, and a client that leaves while the handler waits
+    fake_provider.script("openai.chat", Reply(delay_s=1.0))
+    app = recorder.app()
+    raw = [(k.encode(), v.encode()) for k, v in config(fake_provider, leaf(fake_provider)).items()]
+    messages = [{"type": "http.request", "body": json.dumps(CHAT).encode(), "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.1)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        raise AssertionError("nothing is sent to a client that left")
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": raw, "query_string": b""}
+    await app(scope, receive, send)
+    # THEN the shell took its own cancellation back: a later timeout in this task still works
+    assert asyncio.current_task().cancelling() == 0
+    assert [how for _, how in recorder.done] == [Completion.CLIENT_GONE]
+    async with asyncio.timeout(1):
+        await asyncio.sleep(0)

@@ -133,21 +133,11 @@ class RequestContext:
     def __repr__(self) -> str:
         return f"RequestContext({self.trace_id}, {self.request.method} {self.request.path}, status {self.status})"
 
-    def elapsed_ms(self) -> float:
-        return (time.monotonic() - self.started_mono) * 1000
-
     def remaining_s(self) -> float | None:
         """Seconds left before the deadline (never negative), or None without one."""
         if self.deadline is None:
             return None
         return max(0.0, self.deadline - time.monotonic())
-
-    def cap(self, timeout_s: float | None) -> float | None:
-        """``timeout_s`` shortened to the time left before the deadline."""
-        left = self.remaining_s()
-        if left is None:
-            return timeout_s
-        return left if timeout_s is None else min(timeout_s, left)
 
     def record(self, path: str, provider: str | None, source: AttemptSource, status: int, started_mono: float,
                ended_mono: float, error_code: str | None) -> None:

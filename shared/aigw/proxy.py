@@ -43,7 +43,7 @@ async def proxy(ctx: RequestContext, gw: Gateway, kind: EndpointKind, body_check
     try:
         resolved = await resolve(ctx, gw)
         options, spec = parse(ctx, gw, resolved, kind, body_check)
-        outcome = await route_request(ctx, gw, resolved, options, spec)
+        outcome = await route_request(ctx, gw, options, spec)
     except GatewayError as exc:
         return failed_before_routing(ctx, exc)
     return respond(ctx, outcome, options.secrets)
@@ -81,8 +81,8 @@ def parse(ctx: RequestContext, gw: Gateway, resolved: Resolved, kind: EndpointKi
     return options, spec
 
 
-async def route_request(ctx: RequestContext, gw: Gateway, resolved: Resolved, options: RequestOptions,
-                        spec: CallSpec) -> Outcome[Attempt]:
+async def route_request(ctx: RequestContext, gw: Gateway, options: RequestOptions, spec: CallSpec,
+                        ) -> Outcome[Attempt]:
     settings = gw.settings
     env = RouterEnv(
         rng=gw.rng,

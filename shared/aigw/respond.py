@@ -39,6 +39,10 @@ def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: tuple[str, 
     answering attempt used is added."""
     attempt = outcome.attempt
     scrubber = scrubber_for(secrets if attempt.secret in secrets else (*secrets, attempt.secret))
+    if attempt.error is not None:
+        # A provider's message may echo a key: scrubbed here, before the context (and the log
+        # record built from it) keeps the error, not only in the bytes sent.
+        attempt.error.message = scrubber.text(attempt.error.message)
     ctx.last_used_path, ctx.retries, ctx.error = outcome.leaf.path, outcome.retries, attempt.error
     headers = scrubber.headers(attempt.headers) if attempt.headers else {}
     headers.update(portkey_headers(ctx))

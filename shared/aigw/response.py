@@ -11,6 +11,9 @@ from aigw.errors import ErrorFormat, GatewayError, render_error
 
 JSON_CT = "application/json"
 SSE_CT = "text/event-stream"
+# A provider's response headers passed on are bounded in total (calls.send): on Lambda the whole
+# answer must fit in 6 MB, and the shell counts on headers staying within twice this, escaped.
+MAX_PROVIDER_HEADER_BYTES = 32 * 1024
 
 
 @dataclass(slots=True)

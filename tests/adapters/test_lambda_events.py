@@ -89,7 +89,7 @@ def test_an_answer_over_lambdas_limit_is_a_clean_502(loop):
 def test_behind_api_gateway_the_deadline_is_its_30_s_not_the_functions_timeout():
     import time
 
-    from aigw.adapters.asgi import _deadline
+    from aigw.adapters.lambda_limits import invocation_deadline as _deadline
 
     class LongContext(FakeContext):
         def get_remaining_time_in_millis(self) -> int:

@@ -53,9 +53,10 @@ def test_provider_errors_keep_status_and_fields_and_scrub_raw_text():
 
 
 def test_provider_response_headers_are_bounded_in_total():
-    from aigw.calls.send import MAX_RESPONSE_HEADER_BYTES, response_headers
+    from aigw.calls.provider_request import response_headers
+    from aigw.response import MAX_PROVIDER_HEADER_BYTES
 
     raw = {f"x-h{i}": '"' * 60_000 for i in range(90)}
     out = response_headers({"x-request-id": "r-1", **raw})
     assert out["x-request-id"] == "r-1"
-    assert sum(len(k) + len(v) for k, v in out.items()) <= MAX_RESPONSE_HEADER_BYTES
+    assert sum(len(k) + len(v) for k, v in out.items()) <= MAX_PROVIDER_HEADER_BYTES

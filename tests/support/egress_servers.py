@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
 
-def _read_head(conn: socket.socket) -> tuple[bytes, bytes]:
-    """(head without its blank line, bytes read past it); (b"", b"") at end of stream."""
-    buf = b""
+def read_head(conn: socket.socket, buf: bytes = b"") -> tuple[bytes, bytes]:
+    """(head without its blank line, bytes read past it), starting from ``buf`` already read;
+    (b"", b"") at end of stream."""
     while b"\r\n\r\n" not in buf:
         data = conn.recv(65536)
         if not data:
@@ -23,7 +23,7 @@ def _read_head(conn: socket.socket) -> tuple[bytes, bytes]:
     return head, rest
 
 
-def _header(head: bytes, name: bytes) -> str:
+def header(head: bytes, name: bytes) -> str:
     for line in head.split(b"\r\n")[1:]:
         key, _, value = line.partition(b":")
         if key.strip().lower() == name:
@@ -45,7 +45,9 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
-class _Server:
+class ThreadedServer:
+    """A loopback TCP server handling each connection in a thread of its own (``handle``)."""
+
     def __init__(self, host: str) -> None:
         self.sock = socket.create_server((host, 0))
         self.port = self.sock.getsockname()[1]
@@ -75,7 +77,7 @@ class _Server:
         self.sock.close()
 
 
-class Origin(_Server):
+class Origin(ThreadedServer):
     """Answers every request 200 ``{}``; records each connection and each request's Host."""
 
     def __init__(self, host: str, context: ssl.SSLContext | None = None) -> None:
@@ -94,15 +96,15 @@ class Origin(_Server):
         if self.context is not None:
             conn = self.context.wrap_socket(conn, server_side=True)
         while True:
-            head, _ = _read_head(conn)
+            head, _ = read_head(conn)
             if not head:
                 return
             with self.lock:
-                self.hosts.append(_header(head, b"host"))
+                self.hosts.append(header(head, b"host"))
             conn.sendall(OK)
 
 
-class ForwardProxy(_Server):
+class ForwardProxy(ThreadedServer):
     """An egress proxy: CONNECT tunnels and absolute-form forwarding to whatever it is asked
     for (resolving names itself). Records "request line | Host" of each request to it."""
 
@@ -115,12 +117,12 @@ class ForwardProxy(_Server):
             self.requests = []
 
     def handle(self, conn: socket.socket) -> None:
-        head, rest = _read_head(conn)
+        head, rest = read_head(conn)
         if not head:
             return
         line = head.split(b"\r\n", 1)[0].decode()
         with self.lock:
-            self.requests.append(f"{line} | Host: {_header(head, b'host')}")
+            self.requests.append(f"{line} | Host: {header(head, b'host')}")
         method, target, _ = line.split(" ", 2)
         if method == "CONNECT":
             host, _, port = target.rpartition(":")

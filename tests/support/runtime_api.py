@@ -416,10 +416,13 @@ class LambdaProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
+    def environment(self, extra: Mapping[str, str]) -> dict[str, str]:
+        """The process environment Lambda would give the function (a subclass may build another)."""
+        return lambda_environment(self.task, self.opt, self.runtime, extra)
+
     def start(self) -> LambdaProcess:
         self.api.start()
-        env = lambda_environment(self.task, self.opt, self.runtime,
-                                 {"AWS_LAMBDA_RUNTIME_API": self.api.address, **self.extra_env})
+        env = self.environment({"AWS_LAMBDA_RUNTIME_API": self.api.address, **self.extra_env})
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-S", "-m", "awslambdaric", self.handler], cwd=self.task,
                                      env=env, stdin=subprocess.DEVNULL, stdout=self.log or subprocess.DEVNULL,

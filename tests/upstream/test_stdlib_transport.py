@@ -164,6 +164,6 @@ async def test_an_abandoned_connection_never_sends_its_request():
 
 
 def test_non_ascii_provider_header_values_are_dropped():
-    from aigw.calls.send import response_headers
+    from aigw.calls.provider_request import response_headers
 
     assert response_headers({"x-region": "caf\xe9", "x-ok": "1", "content-length": "2"}) == {"x-ok": "1"}

@@ -3,7 +3,7 @@
 Raw ASGI rather than a framework: the forwarding path is one dict lookup and two sends,
 and a framework measured ~0.4 ms per request here for routing we do not need. It enforces
 the size limits, maps unknown routes to 404 and wrong methods to 405, makes the request's
-``RequestContext`` (with the Lambda invocation's deadline when Mangum passes one), turns any
+``RequestContext`` (with the Lambda invocation's deadline: ``lambda_limits``), turns any
 error into the route's error format (an unexpected one is logged without request data and
 answered 500 with no detail), and completes the context once the response is over.
 """
@@ -11,14 +11,12 @@ answered 500 with no detail), and completes the context once the response is ove
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-import orjson
-
 from aigw.aclose import aclose
+from aigw.adapters.bugs import log_bug, stream_bug_event
+from aigw.adapters.lambda_limits import adapter_deadline, invocation_deadline, whole_within
 from aigw.context import Completion, RequestContext, new_trace_id, trace_id_from
 from aigw.errors import (
     ErrorFormat,
@@ -26,8 +24,6 @@ from aigw.errors import (
     HeadersTooLarge,
     MethodNotAllowed,
     PayloadTooLarge,
-    ResponseTooLarge,
-    render_stream_error,
 )
 from aigw.gateway import Gateway
 from aigw.request import GatewayRequest
@@ -38,19 +34,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-log = logging.getLogger("aigw")
-# Time kept back from a Lambda invocation's remaining time to send the answer after the work.
-DEADLINE_MARGIN_S = 0.5
-
-
-def log_bug(where: str, exc: BaseException) -> None:
-    """Log an unexpected error by type and code location only: its message may carry request data."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    place = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
-    log.error("unhandled %s in %s at %s", type(exc).__name__, where, place)
 
 
 class _ClientGone(Exception):
@@ -98,48 +81,6 @@ async def _wait_gone(receive: Receive) -> None:
         pass
 
 
-# API Gateway's HTTP API ends a request after 30 s (its hard integration limit, answered 503):
-# work past that is billed and read by nobody, whatever the function's own timeout.
-HTTP_API_TIMEOUT_S = 30.0
-
-
-def _deadline(scope: Scope) -> float | None:
-    """When the work must be over: the Lambda invocation's end (Mangum puts its context in the
-    scope), or API Gateway's 30 s if that comes first, less a margin to send the answer."""
-    context = scope.get("aws.context")
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return None
-    try:
-        left_s = float(remaining()) / 1000
-    except (TypeError, ValueError):
-        return None
-    event = scope.get("aws.event")
-    request_context = event.get("requestContext") if isinstance(event, Mapping) else None
-    if isinstance(request_context, Mapping) and "lambda-url" not in str(request_context.get("domainName", "")):
-        left_s = min(left_s, HTTP_API_TIMEOUT_S)  # behind API Gateway (a Function URL has no such limit)
-    return time.monotonic() + max(0.0, left_s - DEADLINE_MARGIN_S)
-
-
-LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
-
-
-def _adapter_deadline(headers: Mapping[str, str]) -> float | None:
-    """Behind the Lambda Web Adapter (the streaming function) the invocation's context arrives as
-    a JSON header; its ``deadline`` is the invocation's end in epoch milliseconds. (A client
-    cannot use it to get more time than the function's own timeout, which Lambda enforces.)"""
-    raw = headers.get(LAMBDA_CONTEXT_HEADER)
-    if not raw:
-        return None
-    try:
-        context = orjson.loads(raw)
-        deadline_ms = float(context.get("deadline") or context.get("deadline_ms"))
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return None
-    left_s = deadline_ms / 1000 - time.time()
-    return time.monotonic() + max(0.0, left_s - DEADLINE_MARGIN_S)
-
-
 async def _send_stream(response: GatewayResponse, send: Send, gone: asyncio.Future[None] | None,
                        fmt: ErrorFormat) -> Completion:
     """Relay a stream chunk by chunk. A client that leaves cancels this task through a callback
@@ -171,9 +112,7 @@ async def _send_stream(response: GatewayResponse, send: Send, gone: asyncio.Futu
     except Exception as exc:
         log_bug("stream", exc)
         how = Completion.FAILED
-        failed = render_stream_error(GatewayError("internal gateway error while streaming",
-                                                  code="stream_interrupted"), fmt)
-        await send({"type": "http.response.body", "body": failed, "more_body": True})
+        await send({"type": "http.response.body", "body": stream_bug_event(fmt), "more_body": True})
     finally:
         streaming = False
         if gone is not None:
@@ -193,50 +132,6 @@ async def _send_response(response: GatewayResponse, send: Send, gone: asyncio.Fu
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
     return Completion.SENT
-
-
-async def _buffered(response: GatewayResponse, limit: int, fmt: ErrorFormat) -> GatewayResponse:
-    """For a shell that delivers whole answers only (API Gateway through Mangum): a stream is read
-    to its end first, and an answer too large for the platform becomes a clean 502."""
-    too_large = False
-    stream = response.stream
-    if stream is not None:
-        parts: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in stream:
-                size += len(chunk)
-                if size > limit:
-                    too_large = True
-                    break
-                parts.append(chunk)
-        except Exception as exc:  # a bug in a transform: the collected stream ends visibly
-            log_bug("stream", exc)
-            parts.append(render_stream_error(GatewayError("internal gateway error while streaming",
-                                                          code="stream_interrupted"), fmt))
-        finally:
-            await aclose(stream)
-        response = GatewayResponse(response.status, response.headers, b"".join(parts))
-    if too_large or not _fits(response, limit):
-        headers = {k: v for k, v in response.headers.items() if k.startswith("x-portkey-")}
-        return error_response(ResponseTooLarge(
-            "the answer is larger than Lambda's 6 MB response limit; use the streaming Function URL for "
-            "large answers"), fmt, headers)
-    return response
-
-
-def _fits(response: GatewayResponse, limit: int) -> bool:
-    """Whether the response fits in ``limit`` bytes as the Lambda result JSON carries it (quotes,
-    backslashes and control characters of the body are escaped there, at most 6 bytes each)."""
-    body = response.body
-    overhead = sum(len(k) + len(v) + 6 for k, v in response.headers.items()) + 128
-    if len(body) * 6 + overhead <= limit:
-        return True  # even fully escaped: no pass over the body needed
-    controls = len(body) - len(body.translate(None, _CONTROL_BYTES))
-    return len(body) + body.count(b'"') + body.count(b"\\") + 5 * controls + overhead <= limit
-
-
-_CONTROL_BYTES = bytes(range(32))
 
 
 class GatewayApp:
@@ -279,7 +174,8 @@ class GatewayApp:
         gw = self.gateway
         # Made first, so every request (a 404, a 431, a client leaving mid-body) completes one.
         # The trace id is the client's, read with the headers; a fresh one only if it never gets there.
-        ctx = RequestContext(GatewayRequest(scope["method"], scope["path"], {}), "", deadline=_deadline(scope))
+        ctx = RequestContext(GatewayRequest(scope["method"], scope["path"], {}), "",
+                             deadline=invocation_deadline(scope))
         for callback in gw.completion_callbacks:
             ctx.on_complete(callback)
         gone: asyncio.Future[None] | None = None
@@ -302,9 +198,8 @@ class GatewayApp:
             if not ctx.trace_id:
                 ctx.trace_id = new_trace_id()
             response.headers.setdefault("x-portkey-trace-id", ctx.trace_id)
-            limit = self.buffer_limit
-            if limit is not None and (response.stream is not None or len(response.body) * 6 + 65536 > limit):
-                response = await _buffered(response, limit, ctx.error_format)
+            if self.buffer_limit is not None:
+                response = await whole_within(response, self.buffer_limit, ctx)
             ctx.status = response.status
             how = await _send_response(response, send, gone, ctx.error_format)
         finally:
@@ -320,7 +215,7 @@ class GatewayApp:
         request = ctx.request
         request.headers = _headers(scope, settings.max_header_bytes)
         if self.adapter_deadline and ctx.deadline is None:
-            ctx.deadline = _adapter_deadline(request.headers)
+            ctx.deadline = adapter_deadline(request.headers)
         spec, request.path_params = self._route(scope["method"], scope["path"])
         ctx.error_format = spec.error_format
         ctx.trace_id = trace_id_from(request.headers)

@@ -12,22 +12,19 @@ that points to the streaming URL (Lambda would fail the invocation instead).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from mangum import Mangum
 
-from aigw.adapters.asgi import GatewayApp, log_bug
+from aigw.adapters.asgi import GatewayApp
+from aigw.adapters.bugs import log_bug
 from aigw.adapters.lambda_events import event_problem, misread_risk
-from aigw.errors import GatewayError, InvalidEvent, ResponseTooLarge, render_error
+from aigw.adapters.lambda_limits import too_large
+from aigw.errors import GatewayError, InvalidEvent, render_error
 from aigw.gateway import Gateway
 from aigw.routes import RouteSpec, RouteTable
 from aigw.settings import LAMBDA_ROUTE, LAMBDA_SYNC_RESPONSE_LIMIT
-
-log = logging.getLogger("aigw")
-LambdaHandler = Callable[[Any, Any], dict[str, Any]]
 
 
 def _answer(exc: GatewayError, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -66,9 +63,7 @@ class LambdaHttpHandler:
         if len(result.get("body") or "") * 6 > self._limit and len(orjson.dumps(result)) > self._limit:
             headers = result.get("headers") or {}
             trace = {"x-portkey-trace-id": headers["x-portkey-trace-id"]} if "x-portkey-trace-id" in headers else {}
-            return _answer(ResponseTooLarge(
-                "the answer is larger than Lambda's 6 MB response limit; use the streaming Function URL "
-                "for large answers"), trace)
+            return _answer(too_large(), trace)
         return result
 
 

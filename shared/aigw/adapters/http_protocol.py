@@ -29,20 +29,20 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from aigw.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestBodyTimeout, render_error
+
 _ERROR = (
     b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
 )
 
 
-def _error(status: bytes, message: str, code: str) -> bytes:
-    body = (
-        b'{"error":{"message":"%s","type":"invalid_request_error","param":null,"code":"%s"}}'
-        % (message.encode(), code.encode())
-    )
-    return _ERROR % (status, len(body), body)
+def _error(status_line: bytes, exc: GatewayError) -> bytes:
+    """A whole HTTP answer with ``exc`` in the OpenAI error shape, written before any app runs."""
+    body = render_error(exc)
+    return _ERROR % (status_line, len(body), body)
 
 
-_400 = _error(b"400 Bad Request", "malformed HTTP request", "malformed_request")
+_400 = _error(b"400 Bad Request", InvalidRequest("malformed HTTP request", code="malformed_request"))
 
 
 def bounded_protocol(
@@ -52,12 +52,10 @@ def bounded_protocol(
     write_timeout_s: float = 30.0,
 ) -> type[HttpToolsProtocol]:
     """uvicorn's ``http=`` protocol class with these bounds (see the module docstring)."""
-    response_431 = _error(
-        b"431 Request Header Fields Too Large", f"request headers exceed {max_header_bytes} bytes", "headers_too_large"
-    )
-    response_408 = _error(
-        b"408 Request Timeout", f"request body not received within {body_timeout_s:g} s", "request_body_timeout"
-    )
+    response_431 = _error(b"431 Request Header Fields Too Large",
+                          HeadersTooLarge(f"request headers exceed {max_header_bytes} bytes"))
+    response_408 = _error(b"408 Request Timeout",
+                          RequestBodyTimeout(f"request body not received within {body_timeout_s:g} s"))
 
     class BoundedHttpToolsProtocol(HttpToolsProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -14,12 +14,48 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
+import orjson
+
 from aigw.aclose import aclose
 from aigw.calls.watch import Watch
 from aigw.errors import ErrorFormat, GatewayError, StreamInterrupted, StreamStalled, render_stream_error
 from aigw.providers.base import StreamTransformer
 from aigw.upstream.sse_passthrough import passthrough_sse
 from aigw.upstream.transport import TransportError, UpstreamResponse
+
+# The sniffed start of an SSE stream: anything else (a JSON error with status 200) is no stream.
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def is_sse_start(chunk: bytes) -> bool:
+    return chunk.lstrip(b"\xef\xbb\xbf\r\n \t").startswith(_SSE_STARTS)
+
+
+def first_event_error(chunk: bytes) -> str | None:
+    """What a stream's first event says when it is an error (``event: error`` or a JSON ``error``
+    object): a provider that fails before its first token, with status 200. Such a stream is a
+    failed attempt, so retries and fallbacks move on. None for anything else."""
+    head, sep, _ = chunk.partition(b"\n\n")
+    if not sep:
+        head = chunk
+    lines = head.splitlines()
+    named_error = any(line.strip() == b"event: error" or line.strip() == b"event:error" for line in lines)
+    for line in lines:
+        if line.startswith(b"data:"):
+            try:
+                data = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return "an unreadable error event" if named_error else None
+            if isinstance(data, dict) and (named_error or "error" in data):
+                error = data.get("error")
+                message = error.get("message") if isinstance(error, dict) else error
+                return str(message)[:200] if message else "an error event"
+            return None
+    return None
+
+
+def _is_sse_start(chunk: bytes) -> bool:
+    return chunk.lstrip(b"\xef\xbb\xbf\r\n \t").startswith(_SSE_STARTS)
 
 
 class ProviderStream:
