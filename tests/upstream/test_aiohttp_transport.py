@@ -43,3 +43,26 @@ async def test_the_proxy_comes_from_proxy_env_not_aiohttps_per_request_lookup(mo
     assert transport._session.trust_env is False
     await transport.close()
     server.close()
+
+
+async def test_a_whole_body_read_in_one_step_ends_and_frees_its_connection(fake_provider):
+    # GIVEN answers small enough to arrive in one read
+    transport = AiohttpTransport(frozenset({"127.0.0.1"}), pool_size=4, pool_per_host=4, connect_timeout_s=5)
+    for _ in range(3):
+        r = await transport.request("GET", fake_provider.base_url + "/v1/models", {"authorization": "Bearer sk-x-0123456"}, None)
+        # WHEN one chunk is read: the body is complete, no second read needed
+        assert (await r.next_chunk()).endswith(b"}")
+        assert r.ended()
+    # THEN each connection went back to the pool: one served all three
+    assert sum(len(v) for v in transport._session.connector._conns.values()) == 1
+    await transport.close()
+
+
+async def test_a_body_still_arriving_has_not_ended():
+    server = RawServer(partial=True)
+    transport = AiohttpTransport(None, pool_size=4, pool_per_host=4, connect_timeout_s=5)
+    r = await transport.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+    assert await r.next_chunk() and not r.ended()
+    r.close()
+    await transport.close()
+    server.close()

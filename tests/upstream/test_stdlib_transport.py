@@ -167,3 +167,24 @@ def test_non_ascii_provider_header_values_are_dropped():
     from aigw.calls.provider_request import response_headers
 
     assert response_headers({"x-region": "caf\xe9", "x-ok": "1", "content-length": "2"}) == {"x-ok": "1"}
+
+
+async def test_a_whole_body_read_in_one_step_ends_and_frees_its_connection():
+    server = RawServer()
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
+    for _ in range(3):
+        response = await transport.request("GET", f"http://127.0.0.1:{server.port}/v1/models", {}, None)
+        assert await response.next_chunk() == b"{}" and response.ended()
+    assert server.connections == 1
+    await transport.close()
+    server.close()
+
+
+async def test_a_body_still_arriving_has_not_ended():
+    server = RawServer(partial=True)
+    transport = StdlibTransport(TRUSTED, 5, pool_size=8, pool_per_host=8)
+    response = await transport.request("GET", f"http://127.0.0.1:{server.port}/v1/models", {}, None)
+    assert await response.next_chunk() and not response.ended()
+    response.close()
+    await transport.close()
+    server.close()

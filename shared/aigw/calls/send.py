@@ -62,6 +62,8 @@ async def _read_capped(response: UpstreamResponse, limit: int, watch: Watch) -> 
         if size > limit:
             raise _TooLarge
         parts.append(chunk)
+        if response.ended():
+            return b"".join(parts)
 
 
 async def send(transport: Transport, target: Target, spec: CallSpec, deadline: float | None) -> Attempt:

@@ -48,6 +48,12 @@ class _Response:
             self._raw.release()  # read to its end: the connection goes back to the pool
         return chunk
 
+    def ended(self) -> bool:
+        if self._raw.content.at_eof():
+            self._raw.release()
+            return True
+        return False
+
     def close(self) -> None:
         self._raw.close()
 

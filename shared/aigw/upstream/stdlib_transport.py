@@ -74,6 +74,9 @@ class _Response:
             self._transport.give_back(self._key, conn, self._raw)
         return chunk
 
+    def ended(self) -> bool:
+        return self._prefetched is None and self._conn is None
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

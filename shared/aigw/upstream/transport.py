@@ -42,6 +42,11 @@ class UpstreamResponse(Protocol):
         pool); TransportError if the stream broke."""
         ...
 
+    def ended(self) -> bool:
+        """Whether the body has been read to its end, so that no next_chunk() is needed (the
+        connection then goes back to the pool): a whole answer is read in one step."""
+        ...
+
     def close(self) -> None:
         """Abandon the response (and its connection)."""
         ...
