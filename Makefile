@@ -25,7 +25,7 @@ run: $(VENV)/.local-installed
 	$(PY) -m aigw.adapters.local
 
 test: $(VENV)/.test-installed
-	scripts/ensure_system_packages.sh unshare:util-linux ip:iproute2
+	scripts/ensure_system_packages.sh unshare:util-linux ip:iproute2 redis-server:redis-server redis-cli:redis-tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)

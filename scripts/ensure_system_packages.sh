@@ -2,6 +2,7 @@
 # Installs the Debian packages whose commands are missing; idempotent.
 # Usage: ensure_system_packages.sh COMMAND:PACKAGE ...
 #   make test  -> unshare:util-linux ip:iproute2   (network-namespace SSRF test)
+#                 redis-server:redis-server redis-cli:redis-tools (the cache-store tests)
 #   make bench -> node:nodejs npm:npm              (the reference gateway, npm @portkey-ai/gateway)
 set -euo pipefail
 need=()

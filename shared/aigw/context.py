@@ -92,11 +92,12 @@ CompletionCallback = Callable[["RequestContext"], None]
 
 
 _NO_METADATA: Mapping[str, Any] = {}
+_NO_STICKY: list[tuple[str, str]] = []  # shared and never appended to: a sticky request gets its own
 
 
 class RequestContext:
     __slots__ = ("request", "trace_id", "error_format", "deadline", "started_at", "started_mono", "principal",
-                 "config", "spec", "metadata", "_tries", "_records", "usage", "cache_status", "hook_results",
+                 "config", "spec", "metadata", "_tries", "_records", "usage", "cache_status", "sticky", "hook_results",
                  "last_used_path", "retries", "status", "error", "stream_broken", "completion", "_callbacks")
 
     def __init__(self, request: GatewayRequest, trace_id: str, error_format: ErrorFormat = ErrorFormat.OPENAI,
@@ -119,6 +120,8 @@ class RequestContext:
         self._records: list[AttemptRecord] | None = None
         self.usage: Mapping[str, Any] | None = None
         self.cache_status = "DISABLED"
+        # Sticky loadbalance decisions taken for this request: (node path, HIT | NEW | REPICK).
+        self.sticky: list[tuple[str, str]] = _NO_STICKY
         self.hook_results: list[Any] = []
         # The target that answered, its retries (-1: they ran out), the status sent, and the error
         # the client was told (a stream's error event included).

@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from aigw.auth import Authenticator, authenticator_for
 from aigw.context import CompletionCallback
 from aigw.settings import Settings, ShellDefaults
+from aigw.state.store import Store, StoreUnavailable, store_from_settings
 from aigw.upstream.transport import Transport, make_transport
 
 if TYPE_CHECKING:
     from aigw.controlplane.sources import ConfigSource, VirtualKeySource
+    from aigw.state.sticky import StickyState
 
 T = TypeVar("T")
 
@@ -106,6 +108,9 @@ class Gateway:
     memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _transport: Service[Transport] = field(init=False, repr=False)
     _infra_transport: Service[Transport] = field(init=False, repr=False)
+    # The cache store; tests may pass their own (an embedded store on their fake clock).
+    cache_store: Store | None = None
+    _store: Service[Store] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.auth is None:
@@ -113,6 +118,8 @@ class Gateway:
         settings = self.settings
         self._transport = Service(lambda: provider_transport(settings))
         self._infra_transport = Service(lambda: infrastructure_transport(settings))
+        given = self.cache_store
+        self._store = Service(lambda: given if given is not None else store_from_settings(settings, self.clock))
 
     @property
     def authenticator(self) -> Authenticator:
@@ -145,8 +152,33 @@ class Gateway:
         """The provider transport if it exists (health reports on it without building one)."""
         return self._transport.built
 
+    @property
+    def sticky(self) -> StickyState:
+        """Sticky loadbalance state (L1 in front of the store), built on first use."""
+        state: StickyState | None = self.memo.get("sticky")
+        if state is None:
+            from aigw.state.sticky import StickyState
+
+            state = self.memo["sticky"] = StickyState(lambda: self.store, self.clock)
+        return state
+
+    @property
+    def store(self) -> Store:
+        """The cache store (embedded unless CACHE_STORE names Redis), built on first use."""
+        return self._store.get()
+
+    async def start(self) -> None:
+        """What a long-lived server does before its first request: connect the cache store, so
+        that no request finds it still importing redis-py."""
+        connect = getattr(self.store, "connect", None)
+        if connect is not None:
+            try:
+                await connect()
+            except StoreUnavailable:
+                pass  # logged by the store; it connects again on later use, the server starts anyway
+
     async def close(self) -> None:
-        for service in (self._transport, self._infra_transport):
+        for service in (self._transport, self._infra_transport, self._store):
             await service.close()
 
     @classmethod

@@ -94,6 +94,10 @@ async def route_request(ctx: RequestContext, gw: Gateway, options: RequestOption
         retry_after_cap_ms=settings.retry_after_cap_ms,
         remaining_s=ctx.remaining_s,
     )
+    if options.root.sticky_below:
+        env.sticky = picker = gw.sticky.for_request(
+            {"metadata": options.metadata, "params": spec.body, "headers": ctx.request.headers})
+        ctx.sticky = picker.decisions
     chain = _chain(gw)
 
     def call(target: Target) -> Awaitable[Attempt]:

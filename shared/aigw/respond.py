@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from aigw.routing.engine import Outcome
 
 
+# The sticky decision of the last sticky node the request passed: HIT, NEW or REPICK.
+STICKY_HEADER = "x-portkey-sticky-status"
+
+
 def portkey_headers(ctx: RequestContext) -> dict[str, str]:
     """What every response of a provider-backed route carries, errors before routing included."""
     return {"x-portkey-trace-id": ctx.trace_id, "x-portkey-cache-status": ctx.cache_status}
@@ -51,6 +55,8 @@ def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: tuple[str, 
         headers["x-portkey-provider"] = provider
     headers["x-portkey-last-used-option-index"] = outcome.leaf.path
     headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
+    if ctx.sticky:
+        headers[STICKY_HEADER] = ctx.sticky[-1][1]
     if attempt.stream is not None:
         headers["content-type"] = SSE_CT
         headers["cache-control"] = "no-cache"

@@ -8,8 +8,8 @@ the environment (on Azure, loopback must not become a trusted custom host by acc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from aigw.custom_host import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
 
@@ -76,6 +76,38 @@ def _key_hashes(env: Mapping[str, str]) -> frozenset[str]:
     return parse_key_hashes(entries)
 
 
+CACHE_STORES = ("redis", "aws-elastic-cache", "custom")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _cache_store(env: Mapping[str, str]) -> dict[str, Any]:
+    store = _choice(env, "CACHE_STORE", CACHE_STORES, "") or None
+    url = (env.get("REDIS_URL") or "").strip() or None
+    if store is not None and url is None:
+        raise ValueError(f"CACHE_STORE={store} needs REDIS_URL")
+    if store is not None and url is not None:
+        from aigw.state.redis_store import redis_url
+
+        redis_url(url, False)  # a malformed URL fails the start, not the first request
+    return {
+        "cache_store": store,
+        "redis_url": url,
+        "redis_tls_enabled": _bool(env, "REDIS_TLS_ENABLED", False),
+        "redis_mode": _choice(env, "REDIS_MODE", ("standalone", "cluster"), "standalone"),
+        "redis_timeout_ms": _int(env, "REDIS_TIMEOUT_MS", 50, 1),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     # Auth mode: "none" (local default) or "api_key" (x-portkey-api-key checked against key hashes).
@@ -106,6 +138,14 @@ class Settings:
     upstream_timeout_ms: int = 600_000
     upstream_idle_timeout_ms: int = 120_000
     upstream_client: str = LOCAL.upstream_client
+    # The cache store (sticky routing, circuit breaker, response cache): None is the embedded
+    # in-process store; "redis", "aws-elastic-cache" and "custom" are Redis at redis_url.
+    cache_store: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password
+    redis_tls_enabled: bool = False
+    redis_mode: str = "standalone"
+    # Bound on each Redis command, connecting included: a dead Redis costs a request at most this.
+    redis_timeout_ms: int = 50
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], shell: ShellDefaults) -> Settings:
@@ -138,4 +178,5 @@ class Settings:
             upstream_timeout_ms=_int(env, "UPSTREAM_TIMEOUT_MS", cls.upstream_timeout_ms, 1),
             upstream_idle_timeout_ms=_int(env, "UPSTREAM_IDLE_TIMEOUT_MS", cls.upstream_idle_timeout_ms, 1),
             upstream_client=_choice(env, "UPSTREAM_CLIENT", ("aiohttp", "stdlib"), shell.upstream_client),
+            **_cache_store(env),
         )

@@ -10,10 +10,6 @@ TRUSTED = frozenset()
 
 
 @pytest.mark.parametrize("config, param", [
-    ({"strategy": {"mode": "loadbalance", "sticky": {"enabled": True}}, "targets": [LEAF]}, "strategy.sticky"),
-    ({"strategy": {"mode": "fallback"}, "targets": [
-        {"strategy": {"mode": "loadbalance", "sticky": {"enabled": True, "hash_fields": ["metadata.u"]}},
-         "targets": [LEAF]}]}, "targets[0].strategy.sticky"),
     ({**LEAF, "cache": {"mode": "simple"}}, "cache"),
     ({**LEAF, "cache": {"mode": "semantic", "max_age": 60}}, "cache"),
     ({"strategy": {"mode": "fallback"}, "targets": [{**LEAF, "cache": {"mode": "simple"}}]}, "targets[0].cache"),

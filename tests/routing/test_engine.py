@@ -228,3 +228,44 @@ async def test_a_wait_longer_than_the_time_left_answers_at_once():
     outcome = await route(root, call, routing)
     # THEN its 429 comes back now (not a timeout two seconds later), as a failure of the retries
     assert call.calls == ["a"] and sleeps.waits == [] and outcome.attempt.status == 429 and outcome.retries == -1
+
+
+class RecordingPicker:
+    """A sticky picker that always picks the first target it has not been told failed."""
+
+    def __init__(self):
+        self.failed_targets = []
+        self.picked = []
+
+    async def pick(self, node):
+        chosen = next(t for t in node.targets if t.api_key not in self.failed_targets)
+        self.picked.append(chosen.api_key)
+        return chosen
+
+    async def failed(self, node, chosen):
+        self.failed_targets.append(chosen.api_key)
+
+
+STICKY_LB = {"strategy": {"mode": "loadbalance", "sticky": {"enabled": True, "hash_fields": ["metadata.u"]}},
+             "targets": [{"provider": "openai", "api_key": "a"}, {"provider": "openai", "api_key": "b"}]}
+
+
+async def test_a_sticky_node_asks_the_picker_and_reports_the_chosen_target_failing():
+    # GIVEN a sticky loadbalance inside a fallback, whose sticky choice fails
+    config = tree({"strategy": {"mode": "fallback"}, "targets": [STICKY_LB, {"provider": "openai", "api_key": "c"}]})
+    call = ScriptedCall({"a": [fail(503)], "b": [ok()], "c": [ok()]})
+    e = env()
+    e.sticky = picker = RecordingPicker()
+    # WHEN routed twice
+    first = await route(config, call, e)
+    second = await route(config, call, e)
+    # THEN the failure moved on to the fallback and was reported; the next request went elsewhere
+    assert first.leaf.api_key == "c" and picker.failed_targets == ["a"]
+    assert second.leaf.api_key == "b" and picker.picked == ["a", "b"]
+    assert call.calls == ["a", "c", "b"]
+
+
+async def test_without_a_picker_a_sticky_node_is_a_plain_weighted_pick():
+    call = ScriptedCall({"a": [ok()], "b": [ok()]})
+    picks = {(await route(tree(STICKY_LB), call, env(seed=s))).leaf.api_key for s in range(30)}
+    assert picks == {"a", "b"}

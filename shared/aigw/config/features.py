@@ -16,7 +16,7 @@ STICKY = "sticky"
 CACHE = "cache"
 HOOKS = "hooks"
 
-ENABLED: frozenset[str] = frozenset()
+ENABLED: frozenset[str] = frozenset({STICKY})
 
 HOOK_KEYS = ("before_request_hooks", "after_request_hooks", "input_guardrails", "output_guardrails")
 

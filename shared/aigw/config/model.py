@@ -72,6 +72,9 @@ class Target:
     override_params: Mapping[str, Any] = field(default_factory=dict)
     cache: Mapping[str, Any] | None = None
     hooks: Mapping[str, Any] = field(default_factory=dict)
+    # Whether this node or one below it load-balances with sticky on: the router is then given a
+    # sticky picker (only then, so that requests without it pay nothing).
+    sticky_below: bool = False
     # Provider-specific fields (Azure resource/deployment/api version, anthropic version, ...).
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # Every api_key in this subtree: what any answer to the request is scrubbed of.

@@ -39,6 +39,8 @@ from aigw.routing.conditions import compile_query
 MAX_DEPTH = 8
 MAX_TARGETS = 64
 MAX_RETRY_ATTEMPTS = 5
+MAX_HASH_FIELDS = 16
+HASH_FIELD_SOURCES = ("metadata", "headers", "params")  # where a sticky hash field's value is read
 # Longer provider keys are refused: every answer is scanned for the keys it could echo.
 MAX_API_KEY_LENGTH = MAX_SECRET_LENGTH
 _NODE_KEYS = frozenset(
@@ -144,8 +146,13 @@ def _sticky(value: Any, where: str) -> Sticky:
     if not isinstance(value, Mapping) or not isinstance(value.get("enabled"), bool):
         raise InvalidConfig("sticky must be an object with a boolean 'enabled'", param=where)
     fields = value.get("hash_fields", [])
-    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-        raise InvalidConfig("must be a list of field paths", param=f"{where}.hash_fields")
+    if not isinstance(fields, list) or len(fields) > MAX_HASH_FIELDS:
+        raise InvalidConfig(f"must be a list of at most {MAX_HASH_FIELDS} field paths", param=f"{where}.hash_fields")
+    for i, path in enumerate(fields):
+        source, _, name = path.partition(".") if isinstance(path, str) else ("", "", "")
+        if source not in HASH_FIELD_SOURCES or not name or len(path) > 256:
+            raise InvalidConfig("a field path is 'metadata.<key>', 'headers.<name>' or 'params.<key>'",
+                                param=f"{where}.hash_fields[{i}]")
     ttl = value.get("ttl", 300)
     sticky = Sticky(value["enabled"], tuple(fields), _positive_int(ttl, f"{where}.ttl"))
     if sticky.enabled:
@@ -175,6 +182,8 @@ def _strategy(value: Any, where: str) -> Strategy:
         if default is not None and not isinstance(default, str):
             raise InvalidConfig("default must be a target name", param=f"{where}.default")
     sticky = value.get("sticky")
+    if sticky is not None and mode != "loadbalance":
+        raise InvalidConfig("sticky applies to a loadbalance strategy only", param=f"{where}.sticky")
     return Strategy(
         mode=mode,
         on_status_codes=None if codes is None else _status_codes(codes, f"{where}.on_status_codes"),
@@ -262,7 +271,8 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
         )
         _check_names(strategy, children, path)
         secrets = tuple(dict.fromkeys(k for child in children for k in child.secrets))
-        return shared.target(strategy=strategy, targets=children, secrets=secrets)
+        sticky_below = (strategy.sticky is not None and strategy.sticky.enabled) or any(c.sticky_below for c in children)
+        return shared.target(strategy=strategy, targets=children, secrets=secrets, sticky_below=sticky_below)
     provider = _optional_str(node, "provider", path)
     virtual_key = _optional_str(node, "virtual_key", path, header=True)
     if not provider and not virtual_key:

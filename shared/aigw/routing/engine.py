@@ -30,6 +30,17 @@ class AttemptLike(Protocol):
         ...
 
 
+class StickyPicker(Protocol):
+    """Where a sticky loadbalance node sends this request (decided outside the router, which
+    stays pure: tests pass their own)."""
+
+    async def pick(self, node: Target) -> Target: ...
+
+    async def failed(self, node: Target, chosen: Target) -> None:
+        """``chosen`` (picked by ``pick``) answered with a failure."""
+        ...
+
+
 A = TypeVar("A", bound=AttemptLike)
 Call = Callable[[Target], Awaitable[A]]
 
@@ -47,6 +58,8 @@ class RouterEnv:
     retry_after_cap_ms: int
     # Seconds left before the request's deadline (None: no deadline).
     remaining_s: Callable[[], float | None] = lambda: None
+    # Sticky loadbalance decisions; None when the config has no sticky node.
+    sticky: StickyPicker | None = None
 
 
 @dataclass(slots=True)
@@ -68,12 +81,23 @@ async def route(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
     if mode == "fallback":
         return await _fallback(node, call, env)
     if mode == "loadbalance":
+        sticky = node.strategy.sticky
+        if sticky is not None and sticky.enabled and env.sticky is not None:
+            return await _sticky(node, call, env, env.sticky)
         chosen = weighted_pick(node.targets, env.rng)
     elif mode == "conditional":
         chosen = conditional_pick(node.strategy, node.targets, env.context, node.path)
     else:  # single
         chosen = node.targets[0]
     return await route(chosen, call, env)
+
+
+async def _sticky(node: Target, call: Call[A], env: RouterEnv, picker: StickyPicker) -> Outcome[A]:
+    chosen = await picker.pick(node)
+    outcome = await route(chosen, call, env)
+    if not _ok(outcome.attempt.status):
+        await picker.failed(node, chosen)
+    return outcome
 
 
 async def _fallback(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:

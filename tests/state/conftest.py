@@ -1,0 +1,41 @@
+"""Stores under test: the embedded one and Redis standalone, TLS-only and cluster, all real."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from aigw.state.memory import MemoryStore
+from aigw.state.redis_store import RedisStore
+from aigw.state.store import Store
+
+# Generous for a loaded test machine; production uses REDIS_TIMEOUT_MS (50 ms).
+TEST_TIMEOUT_S = 1.0
+
+
+def redis_store(url: str, *, cluster: bool = False, tls: bool = False, clock=time.monotonic) -> RedisStore:
+    return RedisStore(url, tls=tls, cluster=cluster, timeout_s=TEST_TIMEOUT_S, clock=clock)
+
+
+@pytest.fixture(params=["memory", "redis", "redis-tls", "redis-cluster"])
+async def any_store(request, monkeypatch) -> AsyncIterator[Store]:
+    """Each store kind in turn, connected and empty."""
+    kind = request.param
+    store: Store
+    if kind == "memory":
+        store = MemoryStore(time.monotonic)
+    elif kind == "redis":
+        store = redis_store(request.getfixturevalue("redis_server").url)
+    elif kind == "redis-tls":
+        server = request.getfixturevalue("redis_tls_server")
+        monkeypatch.setenv("SSL_CERT_FILE", server.ca_file)  # the system trust store, as in production
+        store = redis_store(server.url)
+    else:
+        store = redis_store(request.getfixturevalue("redis_cluster").url, cluster=True)
+    connect = getattr(store, "connect", None)
+    if connect is not None:
+        await connect()
+    yield store
+    await store.close()
