@@ -148,6 +148,11 @@ class RequestContext:
         self._tries.append((path, provider, source, status, started_mono, ended_mono, error_code))
         self._records = None
 
+    def skipped(self, target: Target) -> None:
+        """A target not tried because its circuit breaker is open (a synthetic attempt)."""
+        now = time.monotonic()
+        self.record(target.path, target.provider, AttemptSource.SKIPPED, 503, now, now, "circuit_open")
+
     @property
     def attempts(self) -> list[AttemptRecord]:
         """Every attempt made, in order, with its timing and whether it was retried."""

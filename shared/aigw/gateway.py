@@ -28,6 +28,7 @@ from aigw.upstream.transport import Transport, make_transport
 
 if TYPE_CHECKING:
     from aigw.controlplane.sources import ConfigSource, VirtualKeySource
+    from aigw.state.breaker import BreakerState
     from aigw.state.sticky import StickyState
 
 T = TypeVar("T")
@@ -160,6 +161,16 @@ class Gateway:
             from aigw.state.sticky import StickyState
 
             state = self.memo["sticky"] = StickyState(lambda: self.store, self.clock)
+        return state
+
+    @property
+    def breakers(self) -> BreakerState:
+        """Circuit-breaker state (shared through the store), built on first use."""
+        state: BreakerState | None = self.memo.get("breakers")
+        if state is None:
+            from aigw.state.breaker import BreakerState
+
+            state = self.memo["breakers"] = BreakerState(lambda: self.store, self.clock)
         return state
 
     @property

@@ -98,6 +98,8 @@ async def route_request(ctx: RequestContext, gw: Gateway, options: RequestOption
         env.sticky = picker = gw.sticky.for_request(
             {"metadata": options.metadata, "params": spec.body, "headers": ctx.request.headers})
         ctx.sticky = picker.decisions
+    if options.root.breaker_below:
+        env.breaker = gw.breakers.for_request(ctx.skipped)
     chain = _chain(gw)
 
     def call(target: Target) -> Awaitable[Attempt]:

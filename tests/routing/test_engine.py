@@ -237,8 +237,8 @@ class RecordingPicker:
         self.failed_targets = []
         self.picked = []
 
-    async def pick(self, node):
-        chosen = next(t for t in node.targets if t.api_key not in self.failed_targets)
+    async def pick(self, node, skip):
+        chosen = next(t for i, t in enumerate(node.targets) if t.api_key not in self.failed_targets and i not in skip)
         self.picked.append(chosen.api_key)
         return chosen
 
@@ -269,3 +269,68 @@ async def test_without_a_picker_a_sticky_node_is_a_plain_weighted_pick():
     call = ScriptedCall({"a": [ok()], "b": [ok()]})
     picks = {(await route(tree(STICKY_LB), call, env(seed=s))).leaf.api_key for s in range(30)}
     assert picks == {"a", "b"}
+
+
+class FakeBreaker:
+    """Open circuits by api_key; records every (api_key, status) it is told."""
+
+    def __init__(self, open_keys=()):
+        self.open_keys = set(open_keys)
+        self.recorded = []
+
+    async def open_children(self, node):
+        skip = frozenset(i for i, t in enumerate(node.targets) if t.api_key in self.open_keys)
+        return frozenset() if len(skip) == len(node.targets) else skip
+
+    async def record(self, node, index, status):
+        self.recorded.append((node.targets[index].api_key, status))
+
+
+CB = {"failure_threshold": 1, "cooldown_interval": 30_000}
+
+
+def with_breaker(breaker, **kw):
+    e = env(**kw)
+    e.breaker = breaker
+    return e
+
+
+async def test_fallback_skips_open_circuits_and_records_each_answer():
+    config = tree({"strategy": {"mode": "fallback"}, "cb_config": CB, "targets": [
+        {"provider": "openai", "api_key": "a"}, {"provider": "openai", "api_key": "b"},
+        {"provider": "openai", "api_key": "c"}]})
+    call = ScriptedCall({"a": [ok()], "b": [fail(500)], "c": [ok()]})
+    breaker = FakeBreaker({"a"})
+    outcome = await route(config, call, with_breaker(breaker))
+    assert call.calls == ["b", "c"] and outcome.leaf.api_key == "c"
+    assert breaker.recorded == [("b", 500), ("c", 200)]
+
+
+async def test_loadbalance_never_picks_an_open_circuit_unless_all_are_open():
+    config = tree({"strategy": {"mode": "loadbalance"}, "cb_config": CB, "targets": [
+        {"provider": "openai", "api_key": "a"}, {"provider": "openai", "api_key": "b"}]})
+    call = ScriptedCall({"a": [ok()], "b": [ok()]})
+    for seed in range(20):
+        await route(config, call, with_breaker(FakeBreaker({"a"}), seed=seed))
+    assert set(call.calls) == {"b"}
+    everything_open = FakeBreaker({"a", "b"})
+    picks = {(await route(config, call, with_breaker(everything_open, seed=s))).leaf.api_key for s in range(20)}
+    assert picks == {"a", "b"}  # all open: tried anyway, never a failure without a call
+
+
+async def test_targets_without_cb_config_are_not_counted():
+    config = tree({"strategy": {"mode": "fallback"}, "targets": [
+        {"provider": "openai", "api_key": "a"}, {"provider": "openai", "api_key": "b", "cb_config": CB}]})
+    call = ScriptedCall({"a": [fail(503)], "b": [ok()]})
+    breaker = FakeBreaker()
+    await route(config, call, with_breaker(breaker))
+    assert breaker.recorded == [("b", 200)]
+
+
+async def test_a_sticky_pick_is_told_which_circuits_are_open():
+    config = tree({**STICKY_LB, "cb_config": CB})
+    call = ScriptedCall({"a": [ok()], "b": [ok()]})
+    e = with_breaker(FakeBreaker({"a"}))
+    e.sticky = picker = RecordingPicker()
+    outcome = await route(config, call, e)
+    assert outcome.leaf.api_key == "b" and picker.picked == ["b"]

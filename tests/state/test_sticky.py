@@ -199,3 +199,12 @@ async def test_stickiness_survives_a_redis_outage_and_its_return(redis_server):
     after = {u: (await sticky.pick(node, ident(u)))[0] for u in users}
     assert before == during == after
     await store.close()
+
+
+async def test_an_open_circuit_is_passed_over_without_moving_the_identifier():
+    sticky, _, _ = state()
+    node = lb((1, 1, 1))
+    decided, _ = await sticky.pick(node, ident("fay"))
+    detour, how = await sticky.pick(node, ident("fay"), frozenset({decided}))
+    assert detour != decided and how == REPICK
+    assert await sticky.pick(node, ident("fay")) == (decided, HIT)  # back once the circuit closed

@@ -45,6 +45,21 @@ class Sticky:
     ttl_s: int = 300
 
 
+DEFAULT_BREAKER_STATUS = frozenset(range(500, 600))
+MIN_COOLDOWN_MS = 30_000
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """``cb_config``: when a target's circuit opens, and for how long it is skipped."""
+
+    cooldown_ms: int
+    failure_threshold: int | None = None  # failures in a window that open the circuit
+    failure_threshold_percentage: float | None = None  # or this share of the window's requests...
+    minimum_requests: int = 1  # ...once the window has at least this many
+    failure_status_codes: frozenset[int] = DEFAULT_BREAKER_STATUS
+
+
 @dataclass(frozen=True)
 class Strategy:
     mode: str
@@ -75,6 +90,10 @@ class Target:
     # Whether this node or one below it load-balances with sticky on: the router is then given a
     # sticky picker (only then, so that requests without it pay nothing).
     sticky_below: bool = False
+    # The circuit breaker settings that apply to this node (its own cb_config, or inherited).
+    breaker: BreakerConfig | None = None
+    # Whether a breaker applies to a child of this node or below it: the router then gets a view.
+    breaker_below: bool = False
     # Provider-specific fields (Azure resource/deployment/api version, anthropic version, ...).
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # Every api_key in this subtree: what any answer to the request is scrubbed of.

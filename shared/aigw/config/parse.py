@@ -21,8 +21,11 @@ import orjson
 from aigw.config import features
 from aigw.config.features import HOOK_KEYS
 from aigw.config.model import (
+    DEFAULT_BREAKER_STATUS,
     DEFAULT_RETRY_STATUS,
+    MIN_COOLDOWN_MS,
     MODES,
+    BreakerConfig,
     Condition,
     RetryPolicy,
     Sticky,
@@ -45,7 +48,7 @@ HASH_FIELD_SOURCES = ("metadata", "headers", "params")  # where a sticky hash fi
 MAX_API_KEY_LENGTH = MAX_SECRET_LENGTH
 _NODE_KEYS = frozenset(
     {"strategy", "targets", "name", "weight", "provider", "api_key", "virtual_key", "custom_host",
-     "forward_headers", "request_timeout", "retry", "override_params", "cache", *HOOK_KEYS}
+     "forward_headers", "request_timeout", "retry", "override_params", "cache", "cb_config", *HOOK_KEYS}
 )
 
 
@@ -57,6 +60,7 @@ class _Inherited(NamedTuple):
     forward_headers: tuple[str, ...] = ()
     request_timeout_ms: int | None = None
     hooks: Mapping[str, Any] = {}
+    breaker: BreakerConfig | None = None
 
 
 class _Shared(NamedTuple):
@@ -72,12 +76,13 @@ class _Shared(NamedTuple):
     override_params: Mapping[str, Any]
     cache: Mapping[str, Any] | None
     hooks: Mapping[str, Any]
+    breaker: BreakerConfig | None
 
     def target(self, **own: Any) -> Target:
         return Target(
             path=self.path, name=self.name, weight=self.weight, custom_host=self.custom_host,
             forward_headers=self.forward_headers, request_timeout_ms=self.request_timeout_ms, retry=self.retry,
-            override_params=self.override_params, cache=self.cache, hooks=self.hooks, **own,
+            override_params=self.override_params, cache=self.cache, hooks=self.hooks, breaker=self.breaker, **own,
         )
 
 
@@ -160,6 +165,35 @@ def _sticky(value: Any, where: str) -> Sticky:
     return sticky
 
 
+def _breaker(value: Any, where: str) -> BreakerConfig:
+    if not isinstance(value, Mapping):
+        raise InvalidConfig("cb_config must be an object", param=where)
+    value = _snake_keys(value)
+    cooldown = value.get("cooldown_interval")
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < MIN_COOLDOWN_MS:
+        raise InvalidConfig(f"cooldown_interval is required: milliseconds, at least {MIN_COOLDOWN_MS}",
+                            param=f"{where}.cooldown_interval")
+    threshold = value.get("failure_threshold")
+    if threshold is not None:
+        threshold = _positive_int(threshold, f"{where}.failure_threshold")
+    percentage = value.get("failure_threshold_percentage")
+    if percentage is not None and (isinstance(percentage, bool) or not isinstance(percentage, (int, float))
+                                   or not 0 < percentage <= 100):
+        raise InvalidConfig("must be a number above 0 and at most 100", param=f"{where}.failure_threshold_percentage")
+    if threshold is None and percentage is None:
+        raise InvalidConfig("set failure_threshold or failure_threshold_percentage", param=where)
+    minimum = value.get("minimum_requests", 1)
+    codes = value.get("failure_status_codes")
+    return BreakerConfig(
+        cooldown_ms=cooldown,
+        failure_threshold=threshold,
+        failure_threshold_percentage=None if percentage is None else float(percentage),
+        minimum_requests=_positive_int(minimum, f"{where}.minimum_requests"),
+        failure_status_codes=DEFAULT_BREAKER_STATUS if codes is None
+        else _status_codes(codes, f"{where}.failure_status_codes"),
+    )
+
+
 def _strategy(value: Any, where: str) -> Strategy:
     if not isinstance(value, Mapping):
         raise InvalidConfig("strategy must be an object", param=where)
@@ -236,6 +270,8 @@ def _inherit(node: Mapping[str, Any], path: str, up: _Inherited, trusted: frozen
         forward_headers=tuple(h.lower() for h in forward) if forward is not None else up.forward_headers,
         request_timeout_ms=_positive_int(timeout, config_param(path, "request_timeout")) if timeout is not None else up.request_timeout_ms,
         hooks={**up.hooks, **hooks},
+        breaker=_breaker(node["cb_config"], config_param(path, "cb_config")) if node.get("cb_config") is not None
+        else up.breaker,
     )
 
 
@@ -257,7 +293,7 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
     shared = _Shared(
         path=path, name=name, weight=_weight(node, path), custom_host=here.custom_host,
         forward_headers=here.forward_headers, request_timeout_ms=here.request_timeout_ms, retry=here.retry,
-        override_params=here.override_params, cache=here.cache, hooks=here.hooks,
+        override_params=here.override_params, cache=here.cache, hooks=here.hooks, breaker=here.breaker,
     )
     raw_targets = node.get("targets")
     if "strategy" in node or raw_targets is not None:
@@ -272,7 +308,11 @@ def _node(node: Any, path: str, up: _Inherited, trusted: frozenset[str], depth: 
         _check_names(strategy, children, path)
         secrets = tuple(dict.fromkeys(k for child in children for k in child.secrets))
         sticky_below = (strategy.sticky is not None and strategy.sticky.enabled) or any(c.sticky_below for c in children)
-        return shared.target(strategy=strategy, targets=children, secrets=secrets, sticky_below=sticky_below)
+        # Conditional picks are not subject to breakers (as documented for the reference).
+        breaker_below = (strategy.mode in ("fallback", "loadbalance") and any(c.breaker for c in children)) \
+            or any(c.breaker_below for c in children)
+        return shared.target(strategy=strategy, targets=children, secrets=secrets, sticky_below=sticky_below,
+                             breaker_below=breaker_below)
     provider = _optional_str(node, "provider", path)
     virtual_key = _optional_str(node, "virtual_key", path, header=True)
     if not provider and not virtual_key:

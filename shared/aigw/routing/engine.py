@@ -34,10 +34,24 @@ class StickyPicker(Protocol):
     """Where a sticky loadbalance node sends this request (decided outside the router, which
     stays pure: tests pass their own)."""
 
-    async def pick(self, node: Target) -> Target: ...
+    async def pick(self, node: Target, skip: frozenset[int]) -> Target:
+        """The target for this request; never one at a position in ``skip`` (open circuits)."""
+        ...
 
     async def failed(self, node: Target, chosen: Target) -> None:
         """``chosen`` (picked by ``pick``) answered with a failure."""
+        ...
+
+
+class BreakerView(Protocol):
+    """Circuit breakers, as the router sees them (state lives outside the router)."""
+
+    async def open_children(self, node: Target) -> frozenset[int]:
+        """Positions of ``node``'s children to skip now (never all of them)."""
+        ...
+
+    async def record(self, node: Target, index: int, status: int) -> None:
+        """The child at ``index`` answered ``status`` (after its own retries)."""
         ...
 
 
@@ -60,6 +74,8 @@ class RouterEnv:
     remaining_s: Callable[[], float | None] = lambda: None
     # Sticky loadbalance decisions; None when the config has no sticky node.
     sticky: StickyPicker | None = None
+    # Circuit breakers; None when no node of the config has cb_config.
+    breaker: BreakerView | None = None
 
 
 @dataclass(slots=True)
@@ -81,34 +97,58 @@ async def route(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
     if mode == "fallback":
         return await _fallback(node, call, env)
     if mode == "loadbalance":
-        sticky = node.strategy.sticky
-        if sticky is not None and sticky.enabled and env.sticky is not None:
-            return await _sticky(node, call, env, env.sticky)
-        chosen = weighted_pick(node.targets, env.rng)
-    elif mode == "conditional":
+        return await _loadbalance(node, call, env)
+    if mode == "conditional":
         chosen = conditional_pick(node.strategy, node.targets, env.context, node.path)
     else:  # single
         chosen = node.targets[0]
     return await route(chosen, call, env)
 
 
-async def _sticky(node: Target, call: Call[A], env: RouterEnv, picker: StickyPicker) -> Outcome[A]:
-    chosen = await picker.pick(node)
+async def _skipped(node: Target, env: RouterEnv) -> frozenset[int]:
+    breaker = env.breaker
+    if breaker is None or not any(child.breaker for child in node.targets):
+        return frozenset()
+    return await breaker.open_children(node)
+
+
+async def _loadbalance(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
+    assert node.strategy is not None
+    skip = await _skipped(node, env)
+    sticky = node.strategy.sticky
+    picker = env.sticky if sticky is not None and sticky.enabled else None
+    if picker is not None:
+        chosen = await picker.pick(node, skip)
+    else:
+        chosen = weighted_pick([t for i, t in enumerate(node.targets) if i not in skip] if skip else node.targets,
+                               env.rng)
     outcome = await route(chosen, call, env)
-    if not _ok(outcome.attempt.status):
+    ok = _ok(outcome.attempt.status)
+    if picker is not None and not ok:
         await picker.failed(node, chosen)
+    if env.breaker is not None and chosen.breaker is not None:
+        await env.breaker.record(node, _position(node, chosen), outcome.attempt.status)
     return outcome
+
+
+def _position(node: Target, child: Target) -> int:
+    return next(i for i, t in enumerate(node.targets) if t is child)
 
 
 async def _fallback(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
     assert node.strategy is not None
     codes = node.strategy.on_status_codes
+    skip = await _skipped(node, env)
     outcome: Outcome[A] | None = None
-    for child in node.targets:
+    for index, child in enumerate(node.targets):
+        if index in skip:
+            continue
         if outcome is not None:
             await outcome.attempt.discard()
         outcome = await route(child, call, env)
         status = outcome.attempt.status
+        if env.breaker is not None and child.breaker is not None:
+            await env.breaker.record(node, index, status)
         # Without on_status_codes any non-2xx falls through; with them, only listed ones do.
         if _ok(status) or (codes is not None and status not in codes):
             return outcome

@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from aigw.config.model import Target
+from aigw.state.fingerprint import fingerprint
 from aigw.state.store import PREFIX, Store, StoreUnavailable
 
 HIT = "HIT"  # the identifier's target was already decided (L1 or store)
@@ -43,7 +44,6 @@ REPICK = "REPICK"  # the decided target failed earlier: this request went to the
 
 L1_TTL_S = 5.0
 L1_MAX_ENTRIES = 10_000
-_FINGERPRINT_CACHE = 4096
 
 _l1_entry = tuple[float, int, frozenset[int]]  # (expires at, target index, failed indexes)
 
@@ -68,38 +68,6 @@ def identifier(fields: tuple[str, ...], sources: Mapping[str, Mapping[str, Any]]
     return h.digest()
 
 
-def _secret_hash(value: str | None) -> str | None:
-    return None if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
-
-
-def _describe(target: Target) -> Any:
-    """What makes a target itself (never its key: only a hash of it), for fingerprints."""
-    return {
-        "provider": target.provider, "name": target.name, "host": target.custom_host,
-        "model": target.override_params.get("model"), "key": _secret_hash(target.api_key),
-        "vk": _secret_hash(target.virtual_key), "weight": target.weight,
-        "mode": target.strategy.mode if target.strategy else None,
-        "targets": [_describe(t) for t in target.targets],
-    }
-
-
-_fingerprints: dict[int, tuple[Target, bytes, tuple[bytes, ...]]] = {}
-
-
-def _fingerprint(node: Target) -> tuple[bytes, tuple[bytes, ...]]:
-    """The node's fingerprint and each child's salt; cached by identity (configs are parsed once)."""
-    cached = _fingerprints.get(id(node))
-    if cached is not None and cached[0] is node:
-        return cached[1], cached[2]
-    salts = tuple(hashlib.blake2b(orjson.dumps(_describe(t), option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-                  for t in node.targets)
-    whole = hashlib.blake2b(node.path.encode() + b"".join(salts), digest_size=16).digest()
-    if len(_fingerprints) >= _FINGERPRINT_CACHE:
-        _fingerprints.clear()
-    _fingerprints[id(node)] = (node, whole, salts)
-    return whole, salts
-
-
 def window(ident: bytes, ttl_s: int, now: float) -> tuple[int, float]:
     """The identifier's current window and the seconds left in it."""
     offset = int.from_bytes(ident[:4], "big") % ttl_s
@@ -109,7 +77,7 @@ def window(ident: bytes, ttl_s: int, now: float) -> tuple[int, float]:
 
 def rendezvous(node: Target, ident: bytes, window_index: int, exclude: frozenset[int] = frozenset()) -> int:
     """The weighted rendezvous pick among ``node``'s targets (lowest ``-ln(u)/weight``)."""
-    _, salts = _fingerprint(node)
+    _, salts = fingerprint(node)
     suffix = ident + window_index.to_bytes(8, "big", signed=True)
     best, best_score = -1, math.inf
     for i, target in enumerate(node.targets):
@@ -146,7 +114,7 @@ class StickyState:
         self._l1: OrderedDict[bytes, _l1_entry] = OrderedDict()
 
     def _key(self, node: Target, ident: bytes) -> bytes:
-        whole, _ = _fingerprint(node)
+        whole, _ = fingerprint(node)
         return hashlib.blake2b(whole + ident, digest_size=16).digest()
 
     @staticmethod
@@ -160,15 +128,25 @@ class StickyState:
         if len(l1) > L1_MAX_ENTRIES:
             l1.popitem(last=False)
 
-    async def pick(self, node: Target, ident: bytes) -> tuple[int, str]:
-        """The index of the target for ``ident`` and how it was decided (HIT, NEW, REPICK)."""
+    async def pick(self, node: Target, ident: bytes, skip: frozenset[int] = frozenset()) -> tuple[int, str]:
+        """The index of the target for ``ident`` and how it was decided (HIT, NEW, REPICK).
+        A target in ``skip`` (its circuit is open) is passed over for now, without changing
+        what is stored: the identifier returns to it once the circuit closes."""
+        index, how, failed = await self._decided(node, ident)
+        if index in skip:
+            assert node.strategy is not None and node.strategy.sticky is not None
+            win, _ = window(ident, node.strategy.sticky.ttl_s, self._clock())
+            return rendezvous(node, ident, win, failed | skip), REPICK
+        return index, how
+
+    async def _decided(self, node: Target, ident: bytes) -> tuple[int, str, frozenset[int]]:
         assert node.strategy is not None and node.strategy.sticky is not None
         now = self._clock()
         win, left = window(ident, node.strategy.sticky.ttl_s, now)
         key = self._key(node, ident)
         cached = self._l1.get(key)
         if cached is not None and cached[0] > now:
-            return cached[1], (REPICK if cached[2] else HIT)
+            return cached[1], (REPICK if cached[2] else HIT), cached[2]
         count = len(node.targets)
         try:
             store, store_key = self._store(), self._store_key(key)
@@ -187,7 +165,7 @@ class StickyState:
         except StoreUnavailable:
             found, how = (rendezvous(node, ident, win), frozenset()), NEW
         self._remember(key, found[0], found[1], now, left)
-        return found[0], how
+        return found[0], how, found[1]
 
     def for_request(self, sources: Mapping[str, Mapping[str, Any]]) -> StickyRequest:
         return StickyRequest(self, sources)
@@ -229,8 +207,8 @@ class StickyRequest:
             ident = self._idents[node.path] = identifier(node.strategy.sticky.hash_fields, self._sources)
         return ident
 
-    async def pick(self, node: Target) -> Target:
-        index, how = await self._state.pick(node, self._ident(node))
+    async def pick(self, node: Target, skip: frozenset[int] = frozenset()) -> Target:
+        index, how = await self._state.pick(node, self._ident(node), skip)
         self.decisions.append((node.path, how))
         return node.targets[index]
 
