@@ -29,6 +29,7 @@ from aigw.upstream.transport import Transport, make_transport
 if TYPE_CHECKING:
     from aigw.controlplane.sources import ConfigSource, VirtualKeySource
     from aigw.state.breaker import BreakerState
+    from aigw.state.response_cache import ResponseCache
     from aigw.state.sticky import StickyState
 
 T = TypeVar("T")
@@ -172,6 +173,16 @@ class Gateway:
 
             state = self.memo["breakers"] = BreakerState(lambda: self.store, self.clock)
         return state
+
+    @property
+    def response_cache(self) -> ResponseCache:
+        """The response cache over the store, built on first use."""
+        cache: ResponseCache | None = self.memo.get("response_cache")
+        if cache is None:
+            from aigw.state.response_cache import ResponseCache
+
+            cache = self.memo["response_cache"] = ResponseCache(lambda: self.store)
+        return cache
 
     @property
     def store(self) -> Store:

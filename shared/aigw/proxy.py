@@ -16,7 +16,7 @@ from typing import Any
 from aigw.auth import Principal
 from aigw.body import decode_object
 from aigw.calls.attempt import Attempt
-from aigw.calls.chain import Call, compose, recorded, resolving_virtual_keys, sending, within_deadline
+from aigw.calls.chain import Call, caching, compose, recorded, resolving_virtual_keys, sending, within_deadline
 from aigw.calls.spec import CallSpec
 from aigw.config.model import Target
 from aigw.context import RequestContext
@@ -116,5 +116,6 @@ def _chain(gw: Gateway) -> Call:
             recorded,
             within_deadline,
             resolving_virtual_keys(lambda: gw.virtual_keys),
+            caching(lambda: gw.response_cache),
         ])
     return chain

@@ -1,7 +1,7 @@
 import pytest
 
 from aigw.config import features
-from aigw.config.model import DEFAULT_RETRY_STATUS
+from aigw.config.model import DEFAULT_RETRY_STATUS, CacheConfig
 from aigw.config.parse import is_inline_config, parse_config, parse_config_text
 from aigw.errors import InvalidConfig, UnknownProvider, UnsafeCustomHost, error_body
 
@@ -83,7 +83,7 @@ def test_config_must_be_an_object():
 
 
 def test_settings_flow_down_the_tree(monkeypatch):
-    monkeypatch.setattr(features, "ENABLED", frozenset({features.CACHE}))  # as once the cache lands
+    monkeypatch.setattr(features, "ENABLED", frozenset({features.CACHE, features.SEMANTIC_CACHE}))
     root = parse({
         "strategy": {"mode": "fallback"},
         "override_params": {"temperature": 0.1, "max_tokens": 5},
@@ -100,7 +100,7 @@ def test_settings_flow_down_the_tree(monkeypatch):
     first, second = root.targets
     assert first.override_params == {"temperature": 0.1, "max_tokens": 9}  # merged
     assert first.retry.attempts == 2 and second.retry.attempts == 0  # replaced
-    assert first.cache == {"mode": "simple"} and second.cache == {"mode": "semantic"}  # replaced
+    assert first.cache == CacheConfig("simple") and second.cache == CacheConfig("semantic")  # replaced
     assert first.request_timeout_ms == 1000 and second.request_timeout_ms == 50
     assert first.custom_host == second.custom_host == "http://127.0.0.1:9999/v1"
     assert first.forward_headers == ("x-trace",)

@@ -3,6 +3,8 @@
 Pure functions only (no server state): ``default_reply(req, ids)`` turns a recorded
 request into the ``Reply`` a real provider would send. Bodies follow the public
 OpenAI / Azure OpenAI / Anthropic API documentation; content is deterministic.
+Embeddings are sha256 pseudo-vectors (8 dims by default), except for the model
+``fake-semantic-embedding``: ``embeddings.embed`` bag-of-words vectors (64 dims by default).
 See ``provider_server`` for the route list and the scripting order.
 """
 
@@ -17,6 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fakes.embeddings import SEMANTIC_EMBEDDING_DIMS, SEMANTIC_EMBEDDING_MODEL, embed
 from tests.fakes.sse import anthropic_sse, openai_sse
 
 ROUTES: tuple[str, ...] = (
@@ -321,10 +324,14 @@ def _embeddings(req: RecordedRequest, ids: Ids, model: str) -> Reply:
         inputs = [inp]  # one string or one token array
     else:
         inputs = list(inp)
-    dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) and body["dimensions"] > 0 else EMBEDDING_DIMS
+    # The semantic model gets embeddings.embed (same words -> same vector); others the sha256 pseudo-vector.
+    semantic = model == SEMANTIC_EMBEDDING_MODEL
+    vector_of = embed if semantic else embedding_vector
+    default_dims = SEMANTIC_EMBEDDING_DIMS if semantic else EMBEDDING_DIMS
+    dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) and body["dimensions"] > 0 else default_dims
     data = []
     for i, item in enumerate(inputs):
-        vec = embedding_vector(item if isinstance(item, str) else json.dumps(item), dims)
+        vec = vector_of(item if isinstance(item, str) else json.dumps(item), dims)
         emb: Any = vec
         if body.get("encoding_format") == "base64":  # little-endian float32, as the OpenAI SDK expects
             emb = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode()

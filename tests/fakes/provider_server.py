@@ -1,7 +1,8 @@
 """Fake LLM provider server speaking the OpenAI, Azure OpenAI and Anthropic wire formats.
 
 An ``aiohttp.web`` server on 127.0.0.1 (free port) running in a background thread with its
-own event loop, so sync tests, async tests and subprocesses can all call ``base_url``.
+own event loop (``threaded_server.ThreadedServer``), so sync tests, async tests and
+subprocesses can all call ``base_url``.
 
 Routes (route key -> request; OpenAI/Anthropic paths match by *suffix*, so any prefix such
 as ``/custom/v1/chat/completions`` works):
@@ -40,7 +41,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import replace
-from types import TracebackType
 
 from aiohttp import web
 
@@ -58,6 +58,7 @@ from tests.fakes.provider_routes import (
     request_id_headers,
 )
 from tests.fakes.sse import anthropic_sse, openai_sse, parse_sse
+from tests.fakes.threaded_server import ThreadedServer
 
 __all__ = [
     "API_KEY_PLACEHOLDER",
@@ -72,11 +73,13 @@ __all__ = [
 ]
 
 
-class FakeProvider:
+class FakeProvider(ThreadedServer):
     """Scriptable fake provider; see the module docstring for routes and reply order."""
 
+    thread_name = "fake-provider"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 0.25) -> None:
-        self.host, self._port, self._shutdown_timeout = host, port, shutdown_timeout
+        super().__init__(host, port, shutdown_timeout)
         self.requests: list[RecordedRequest] = []
         # Requests whose client (the gateway) closed the connection before the reply was done.
         self.abandoned: list[RecordedRequest] = []
@@ -84,20 +87,8 @@ class FakeProvider:
         self._script_all: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._ids = Ids()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def base_url(self) -> str:
-        if self._thread is None:
-            raise RuntimeError("FakeProvider is not started")
-        return f"http://{self.host}:{self._port}"
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
 
     def script(self, route: str, *replies: Reply) -> None:
         """Queue replies for one route (consumed FIFO before script_all and defaults)."""
@@ -137,67 +128,6 @@ class FakeProvider:
             self.requests.clear()
             self.abandoned.clear()
             self._ids.reset()
-
-    def start(self) -> FakeProvider:
-        if self._thread is not None:
-            return self
-        ready = threading.Event()
-        errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, args=(ready, errors), name="fake-provider", daemon=True)
-        self._thread.start()
-        if not ready.wait(10) or errors:
-            self._thread = None
-            raise RuntimeError("FakeProvider failed to start") from (errors[0] if errors else None)
-        return self
-
-    def stop(self) -> None:
-        """Close all connections (in-flight handlers get ``shutdown_timeout``) and join the thread."""
-        thread, loop, runner = self._thread, self._loop, self._runner
-        if thread is None or loop is None:
-            return
-        if runner is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(self._shutdown_timeout + 5)
-            except Exception:  # noqa: BLE001 - best effort; the loop is stopped below anyway
-                pass
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        self._thread = self._loop = self._runner = None
-
-    def __enter__(self) -> FakeProvider:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ server thread
-
-    def _run(self, ready: threading.Event, errors: list[BaseException]) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            errors.append(exc)
-        ready.set()
-        if not errors:
-            loop.run_forever()
-        # Loop stopped: cancel leftovers so nothing warns about pending tasks.
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-
-    async def _serve(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=self._shutdown_timeout)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
-        await site.start()
-        self._runner = runner
-        self._port = runner.addresses[0][1]
 
     def _next_reply(self, route: str) -> Reply | None:
         with self._lock:
@@ -241,12 +171,6 @@ class FakeProvider:
         base = default_reply(rec, self._ids)
         return replace(reply, status=base.status, json=base.json, body=base.body, sse=base.sse,
                        headers={**base.headers, **reply.headers})
-
-    @staticmethod
-    def _drop(request: web.Request) -> None:
-        # Close the socket under aiohttp; its later writes fail with ConnectionError, which it ignores.
-        if request.transport is not None:
-            request.transport.close()
 
     async def _send(self, request: web.Request, reply: Reply, key: str) -> web.StreamResponse:
         if reply.delay_s:

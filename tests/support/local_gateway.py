@@ -7,6 +7,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import uvicorn
@@ -37,11 +38,12 @@ def free_port() -> int:
 
 
 class LocalGateway:
-    def __init__(self, settings: Settings | None = None, seed: int = 1234, client: str = "aiohttp") -> None:
+    def __init__(self, settings: Settings | None = None, seed: int = 1234, client: str = "aiohttp",
+                 clock: Callable[[], float] = time.time) -> None:
         self.sleeps = Sleeps()
         settings = settings or Settings()
         settings = replace(settings, upstream_client=client)
-        self.gateway = Gateway(settings=settings, rng=random.Random(seed), sleep=self.sleeps)
+        self.gateway = Gateway(settings=settings, rng=random.Random(seed), sleep=self.sleeps, clock=clock)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

@@ -15,7 +15,7 @@ from aigw.context import AttemptSource
 from aigw.errors import GatewayError
 
 if TYPE_CHECKING:
-    from aigw.calls.stream import ProviderStream
+    from aigw.calls.stream import EventStream
     from aigw.providers.base import Provider
 
 
@@ -33,7 +33,7 @@ class Attempt:
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         # Success: the OpenAI-shaped body, or the open stream of OpenAI SSE events.
         self.body = b""
-        self.stream: ProviderStream | None = None
+        self.stream: EventStream | None = None
         # Failure: what the client is told if routing ends here.
         self.error = error
         self.usage: Mapping[str, Any] | None = None

@@ -1,6 +1,6 @@
 """The per-target call chain: small wrappers around ``send``, outermost first.
 
-    record -> deadline -> virtual key -> send (-> normalise)
+    record -> deadline -> virtual key -> cache -> send (-> normalise)
 
 Each wrapper takes the next call and returns a call of the same type, so the response cache,
 the circuit breaker and the hooks of later issues are one more wrapper in ``proxy``'s list.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aigw.calls.attempt import Attempt
 from aigw.calls.send import send
@@ -24,6 +25,9 @@ from aigw.context import AttemptSource, RequestContext
 from aigw.controlplane.sources import VirtualKeySource
 from aigw.errors import GatewayDeadline, GatewayError
 from aigw.upstream.transport import Transport
+
+if TYPE_CHECKING:
+    from aigw.state.response_cache import ResponseCache
 
 Call = Callable[[Target, RequestContext], Awaitable[Attempt]]
 Wrapper = Callable[[Call], Call]  # takes the next call, returns one that may run around it
@@ -77,6 +81,20 @@ def within_deadline(call: Call) -> Call:
         return call(target, ctx)
 
     return guarded
+
+
+def caching(cache: Callable[[], ResponseCache]) -> Wrapper:
+    """A target with ``cache`` settings is answered from the response cache when it can be."""
+
+    def wrap(call: Call) -> Call:
+        def cached(target: Target, ctx: RequestContext) -> Awaitable[Attempt]:
+            if target.cache is None:
+                return call(target, ctx)
+            return cache().through(target, ctx, call)
+
+        return cached
+
+    return wrap
 
 
 def resolving_virtual_keys(source: Callable[[], VirtualKeySource]) -> Wrapper:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Protocol
 
 import orjson
 
@@ -56,6 +57,14 @@ def first_event_error(chunk: bytes) -> str | None:
 
 def _is_sse_start(chunk: bytes) -> bool:
     return chunk.lstrip(b"\xef\xbb\xbf\r\n \t").startswith(_SSE_STARTS)
+
+
+class EventStream(Protocol):
+    """What an attempt streams: a provider's live stream, or an answer replayed from the cache."""
+
+    def events(self, on_error: Callable[[GatewayError], None] | None = None) -> AsyncGenerator[bytes, None]: ...
+
+    def close(self) -> None: ...
 
 
 class ProviderStream:

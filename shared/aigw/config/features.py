@@ -14,9 +14,10 @@ from aigw.errors import FeatureNotEnabled
 
 STICKY = "sticky"
 CACHE = "cache"
+SEMANTIC_CACHE = "semantic_cache"
 HOOKS = "hooks"
 
-ENABLED: frozenset[str] = frozenset({STICKY})
+ENABLED: frozenset[str] = frozenset({STICKY, CACHE})
 
 HOOK_KEYS = ("before_request_hooks", "after_request_hooks", "input_guardrails", "output_guardrails")
 
@@ -32,9 +33,3 @@ def check_hooks(node: Mapping[str, Any], param_of: Any) -> None:
         value = node.get(key)
         if value:
             refuse_if_disabled(HOOKS, param_of(key), f"{key} (hooks and guardrails)")
-
-
-def check_cache(value: Mapping[str, Any], param: str) -> None:
-    mode = value.get("mode")
-    if mode not in (None, "disabled"):
-        refuse_if_disabled(CACHE, param, "response caching (cache)")

@@ -45,6 +45,19 @@ class Sticky:
     ttl_s: int = 300
 
 
+CACHE_MODES = ("simple", "semantic")
+DEFAULT_CACHE_MAX_AGE_S = 7 * 24 * 3600  # as Portkey documents: 7 days
+MAX_CACHE_MAX_AGE_S = 90 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """``cache``: how answers of this target are cached (``mode`` simple or semantic)."""
+
+    mode: str
+    max_age_s: int = DEFAULT_CACHE_MAX_AGE_S
+
+
 DEFAULT_BREAKER_STATUS = frozenset(range(500, 600))
 MIN_COOLDOWN_MS = 30_000
 
@@ -85,7 +98,7 @@ class Target:
     request_timeout_ms: int | None = None
     retry: RetryPolicy | None = None
     override_params: Mapping[str, Any] = field(default_factory=dict)
-    cache: Mapping[str, Any] | None = None
+    cache: CacheConfig | None = None
     hooks: Mapping[str, Any] = field(default_factory=dict)
     # Whether this node or one below it load-balances with sticky on: the router is then given a
     # sticky picker (only then, so that requests without it pay nothing).

@@ -21,11 +21,15 @@ import orjson
 from aigw.config import features
 from aigw.config.features import HOOK_KEYS
 from aigw.config.model import (
+    CACHE_MODES,
     DEFAULT_BREAKER_STATUS,
+    DEFAULT_CACHE_MAX_AGE_S,
     DEFAULT_RETRY_STATUS,
+    MAX_CACHE_MAX_AGE_S,
     MIN_COOLDOWN_MS,
     MODES,
     BreakerConfig,
+    CacheConfig,
     Condition,
     RetryPolicy,
     Sticky,
@@ -55,7 +59,7 @@ _NODE_KEYS = frozenset(
 class _Inherited(NamedTuple):
     override_params: Mapping[str, Any] = {}
     retry: RetryPolicy | None = None
-    cache: Mapping[str, Any] | None = None
+    cache: CacheConfig | None = None
     custom_host: str | None = None
     forward_headers: tuple[str, ...] = ()
     request_timeout_ms: int | None = None
@@ -74,7 +78,7 @@ class _Shared(NamedTuple):
     request_timeout_ms: int | None
     retry: RetryPolicy | None
     override_params: Mapping[str, Any]
-    cache: Mapping[str, Any] | None
+    cache: CacheConfig | None
     hooks: Mapping[str, Any]
     breaker: BreakerConfig | None
 
@@ -163,6 +167,24 @@ def _sticky(value: Any, where: str) -> Sticky:
     if sticky.enabled:
         features.refuse_if_disabled(features.STICKY, where, "sticky load balancing (strategy.sticky)")
     return sticky
+
+
+def _cache(value: Any, where: str) -> CacheConfig | None:
+    """A target's cache settings; None when caching is off (``mode: disabled``, or no mode)."""
+    if not isinstance(value, Mapping):
+        raise InvalidConfig("must be an object", param=where)
+    value = _snake_keys(value)
+    mode = value.get("mode")
+    if mode is None or mode == "disabled":
+        return None
+    if mode not in CACHE_MODES:
+        raise InvalidConfig(f"cache mode must be one of {', '.join(CACHE_MODES)} or disabled", param=f"{where}.mode")
+    features.refuse_if_disabled(features.SEMANTIC_CACHE if mode == "semantic" else features.CACHE, where,
+                                f"response caching (cache mode {mode})")
+    max_age = value.get("max_age", DEFAULT_CACHE_MAX_AGE_S)
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 < max_age <= MAX_CACHE_MAX_AGE_S:
+        raise InvalidConfig(f"max_age must be seconds, 1 to {MAX_CACHE_MAX_AGE_S}", param=f"{where}.max_age")
+    return CacheConfig(mode, max_age)
 
 
 def _breaker(value: Any, where: str) -> BreakerConfig:
@@ -254,18 +276,14 @@ def _inherit(node: Mapping[str, Any], path: str, up: _Inherited, trusted: frozen
     forward = node.get("forward_headers")
     if forward is not None and (not isinstance(forward, list) or not all(isinstance(h, str) for h in forward)):
         raise InvalidConfig("must be a list of header names", param=config_param(path, "forward_headers"))
-    cache = node.get("cache")
-    if cache is not None and not isinstance(cache, Mapping):
-        raise InvalidConfig("must be an object", param=config_param(path, "cache"))
-    if cache is not None:
-        features.check_cache(_snake_keys(cache), config_param(path, "cache"))
+    cache = _cache(node["cache"], config_param(path, "cache")) if node.get("cache") is not None else up.cache
     timeout = node.get("request_timeout")
     features.check_hooks(node, lambda key: config_param(path, key))
     hooks = {k: node[k] for k in HOOK_KEYS if k in node}
     return _Inherited(
         override_params={**up.override_params, **(overrides or {})},
         retry=_retry(node["retry"], config_param(path, "retry")) if node.get("retry") is not None else up.retry,
-        cache=cache if cache is not None else up.cache,
+        cache=cache,
         custom_host=host or up.custom_host,
         forward_headers=tuple(h.lower() for h in forward) if forward is not None else up.forward_headers,
         request_timeout_ms=_positive_int(timeout, config_param(path, "request_timeout")) if timeout is not None else up.request_timeout_ms,

@@ -1,0 +1,133 @@
+"""The simple response cache: an identical request to the same target is answered from the store.
+
+The key hashes the request body as the provider would get it (``override_params`` applied;
+``stream`` and ``stream_options`` left out, so a streamed and a plain request share an answer),
+the endpoint, and the target (provider and custom host; the model is in the body), scoped by a
+hash of the provider key (by organisation once the control plane exists) and by
+``x-portkey-cache-namespace`` when given. Never the key itself.
+
+``x-portkey-cache-status``: ``HIT`` (answered from the cache: no provider call), ``MISS``
+(called, and stored if it succeeded), ``REFRESH`` (``x-portkey-cache-force-refresh: true``:
+called and stored whatever the cache held), ``DISABLED`` (no cache for this target), ``BYPASS``
+(the cache store is unreachable: called, nothing stored). Only complete 2xx answers are stored:
+errors, partial or aborted streams never. A stored answer is compressed (zlib) and at most
+``MAX_CACHED_BODY_BYTES`` before compression; it expires after the config's ``max_age``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from aigw.calls.attempt import Attempt
+from aigw.calls.spec import CallSpec
+from aigw.config.model import Target
+from aigw.context import AttemptSource, RequestContext
+from aigw.kinds import EndpointKind
+from aigw.state.cached_stream import RecordingStream, ReplayStream
+from aigw.state.store import PREFIX, Store, StoreUnavailable
+
+HIT, MISS, REFRESH, DISABLED, BYPASS = "HIT", "MISS", "REFRESH", "DISABLED", "BYPASS"
+FORCE_REFRESH_HEADER = "x-portkey-cache-force-refresh"
+NAMESPACE_HEADER = "x-portkey-cache-namespace"
+MAX_CACHED_BODY_BYTES = 4 * 1024 * 1024
+CACHEABLE = frozenset({EndpointKind.CHAT, EndpointKind.COMPLETIONS, EndpointKind.EMBEDDINGS})
+_NOT_IN_KEY = frozenset({"stream", "stream_options"})
+_FORMAT = b"z1"  # a stored value: this prefix, then the zlib-compressed answer
+
+Call = Callable[[Target, RequestContext], Awaitable[Attempt]]
+
+
+def cache_key(target: Target, spec: CallSpec, namespace: str | None) -> str:
+    body = {k: v for k, v in spec.body.items() if k not in _NOT_IN_KEY}
+    body.update((k, v) for k, v in target.override_params.items() if k not in _NOT_IN_KEY)
+    provider_key = target.api_key or spec.request_api_key or ""
+    material = orjson.dumps({
+        "kind": spec.kind.value, "provider": target.provider, "host": target.custom_host, "body": body,
+        "scope": hashlib.sha256(provider_key.encode()).hexdigest(), "namespace": namespace,
+    }, option=orjson.OPT_SORT_KEYS)
+    return f"{PREFIX}cache:{{{hashlib.sha256(material).hexdigest()}}}"
+
+
+def _encode(answer: bytes) -> bytes:
+    return _FORMAT + zlib.compress(answer, 6)
+
+
+def _decode(raw: bytes) -> bytes | None:
+    if not raw.startswith(_FORMAT):
+        return None
+    try:
+        return zlib.decompress(raw[len(_FORMAT):])
+    except zlib.error:
+        return None
+
+
+def _wants_usage(spec: CallSpec) -> bool:
+    options = spec.body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+class ResponseCache:
+    def __init__(self, store: Callable[[], Store]) -> None:
+        self._store = store
+
+    async def _put(self, key: str, answer: bytes, max_age_s: int) -> None:
+        if len(answer) > MAX_CACHED_BODY_BYTES:
+            return
+        try:
+            await self._store().set(key, _encode(answer), max_age_s)
+        except StoreUnavailable:
+            pass  # the store logs the outage once; the client has its answer
+
+    @staticmethod
+    def _hit(target: Target, spec: CallSpec, answer: bytes) -> Attempt | None:
+        try:
+            parsed: Any = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(parsed, dict):
+            return None
+        attempt = Attempt(target, 200, source=AttemptSource.CACHE)
+        usage = parsed.get("usage")
+        attempt.usage = usage if isinstance(usage, dict) else None
+        if spec.stream:
+            attempt.stream = ReplayStream(parsed, _wants_usage(spec))
+        else:
+            attempt.body = answer
+        return attempt
+
+    async def through(self, target: Target, ctx: RequestContext, call: Call) -> Attempt:
+        """Answer ``target``'s call from the cache, or call it and store a complete success."""
+        spec = ctx.spec
+        config = target.cache
+        assert spec is not None and config is not None
+        if spec.kind not in CACHEABLE:
+            return await call(target, ctx)
+        headers = spec.request_headers
+        refresh = headers.get(FORCE_REFRESH_HEADER, "").strip().lower() in ("true", "1")
+        key = cache_key(target, spec, headers.get(NAMESPACE_HEADER) or None)
+        if not refresh:
+            try:
+                raw = await self._store().get(key)
+            except StoreUnavailable:
+                ctx.cache_status = BYPASS
+                return await call(target, ctx)
+            answer = _decode(raw) if raw is not None else None
+            hit = self._hit(target, spec, answer) if answer is not None else None
+            if hit is not None:
+                ctx.cache_status = HIT
+                return hit
+        attempt = await call(target, ctx)
+        ctx.cache_status = REFRESH if refresh else MISS
+        if not attempt.ok:
+            return attempt
+        max_age = config.max_age_s
+        if attempt.stream is not None:
+            attempt.stream = RecordingStream(attempt.stream, lambda answer: self._put(key, orjson.dumps(answer), max_age))
+        else:
+            await self._put(key, attempt.body, max_age)
+        return attempt
