@@ -463,7 +463,7 @@ def test_an_overlong_provider_key_is_a_400(client, fake_provider):
 
 
 @pytest.mark.parametrize("extra", [
-    {"cache": {"mode": "semantic"}}, {"input_guardrails": ["pg-1"]}, {"before_request_hooks": [{"id": "h"}]},
+    {"input_guardrails": ["pg-1"]}, {"before_request_hooks": [{"id": "h"}]},
 ])
 def test_configs_asking_for_features_not_enabled_are_refused(client, fake_provider, extra):
     r = client.post("/v1/chat/completions", json=CHAT, headers=config_header(target(fake_provider, **extra)))

@@ -77,3 +77,42 @@ def test_trace_ids_are_uuid4():
 
     ids = {new_trace_id() for _ in range(100)}
     assert len(ids) == 100 and all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_cache_store_settings():
+    from aigw.settings import LOCAL, Settings
+
+    default = Settings.from_env({}, LOCAL)
+    assert default.cache_store is None and default.redis_timeout_ms == 50
+    s = Settings.from_env({"CACHE_STORE": "aws-elastic-cache", "REDIS_URL": "cache.example:6379",
+                           "REDIS_TLS_ENABLED": "true", "REDIS_MODE": "cluster", "REDIS_TIMEOUT_MS": "80"}, LOCAL)
+    assert (s.cache_store, s.redis_url, s.redis_tls_enabled, s.redis_mode, s.redis_timeout_ms) == (
+        "aws-elastic-cache", "cache.example:6379", True, "cluster", 80)
+    assert "cache.example" not in repr(s)  # the URL may carry a password
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CACHE_STORE": "redis"}, "REDIS_URL"),
+    ({"CACHE_STORE": "memcached", "REDIS_URL": "redis://h"}, "CACHE_STORE"),
+    ({"CACHE_STORE": "redis", "REDIS_URL": "http://h"}, "REDIS_URL"),
+    ({"REDIS_MODE": "sentinel"}, "REDIS_MODE"),
+    ({"REDIS_TLS_ENABLED": "maybe"}, "REDIS_TLS_ENABLED"),
+    ({"SEMCACHE_PINECONE_SUBDOMAIN": "idx-abc.svc.us-east-1-aws"}, "VECTOR_STORE_API_KEY"),
+    ({"SEMCACHE_SIMILARITY_THRESHOLD": "1.5"}, "SEMCACHE_SIMILARITY_THRESHOLD"),
+    ({"SEMCACHE_SIMILARITY_THRESHOLD": "high"}, "SEMCACHE_SIMILARITY_THRESHOLD"),
+])
+def test_cache_misconfiguration_fails_at_start(env, message):
+    from aigw.settings import LOCAL, Settings
+
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env, LOCAL)
+
+
+def test_semantic_cache_settings():
+    from aigw.settings import LOCAL, Settings
+
+    s = Settings.from_env({"OPENAI_API_KEY": "sk-embed-0123456789", "SEMCACHE_PINECONE_SUBDOMAIN":
+                           "idx-abc.svc.us-east-1-aws", "VECTOR_STORE_API_KEY": "pc-0123456789"}, LOCAL)
+    assert s.semcache_vector_store_url == "https://idx-abc.svc.us-east-1-aws.pinecone.io"
+    assert s.semcache_threshold == 0.95 and s.semcache_embedding_model == "text-embedding-3-small"
+    assert "sk-embed" not in repr(s) and "pc-0123456789" not in repr(s)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from aigw.controlplane.sources import ConfigSource, VirtualKeySource
     from aigw.state.breaker import BreakerState
     from aigw.state.response_cache import ResponseCache
+    from aigw.state.semantic.index import SemanticIndex
     from aigw.state.sticky import StickyState
 
 T = TypeVar("T")
@@ -68,6 +69,25 @@ class Service(Generic[T]):
             result = close()
             if inspect.isawaitable(result):
                 await result
+
+
+def _semantic_index(settings: Settings, transport: Callable[[], Transport],
+                    clock: Callable[[], float]) -> SemanticIndex | None:
+    if settings.openai_api_key is None:
+        return None
+    from aigw.state.semantic.embedder import OpenAIEmbedder
+    from aigw.state.semantic.index import SemanticIndex
+    from aigw.state.semantic.vectors import MemoryVectorStore, PineconeVectorStore, VectorStore
+
+    timeout_s = settings.semcache_timeout_ms / 1000
+    embedder = OpenAIEmbedder(transport, settings.semcache_embeddings_url, settings.openai_api_key,
+                              settings.semcache_embedding_model, timeout_s)
+    vectors: VectorStore = MemoryVectorStore()
+    if settings.semcache_vector_store_url is not None:
+        assert settings.vector_store_api_key is not None  # Settings refuses a Pinecone URL without it
+        vectors = PineconeVectorStore(transport, settings.semcache_vector_store_url, settings.vector_store_api_key,
+                                      timeout_s)
+    return SemanticIndex(embedder, vectors, settings.semcache_threshold, clock)
 
 
 def provider_transport(settings: Settings) -> Transport:
@@ -181,8 +201,16 @@ class Gateway:
         if cache is None:
             from aigw.state.response_cache import ResponseCache
 
-            cache = self.memo["response_cache"] = ResponseCache(lambda: self.store)
+            cache = self.memo["response_cache"] = ResponseCache(lambda: self.store, lambda: self.semantic_index)
         return cache
+
+    @property
+    def semantic_index(self) -> SemanticIndex | None:
+        """The semantic cache's index (embedder and vector store), or None without an embedder key."""
+        if "semantic_index" not in self.memo:
+            self.memo["semantic_index"] = _semantic_index(self.settings, lambda: self.infra_transport, self.clock)
+        index: SemanticIndex | None = self.memo["semantic_index"]
+        return index
 
     @property
     def store(self) -> Store:

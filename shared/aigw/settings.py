@@ -108,6 +108,34 @@ def _cache_store(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _semantic_cache(env: Mapping[str, str]) -> dict[str, Any]:
+    subdomain = (env.get("SEMCACHE_PINECONE_SUBDOMAIN") or "").strip() or None
+    url = (env.get("SEMCACHE_VECTOR_STORE_URL") or "").strip() or None
+    if url is None and subdomain is not None:
+        # The index host without its ".pinecone.io": "my-index-abc123.svc.us-east-1-aws".
+        url = f"https://{subdomain.removesuffix('.pinecone.io')}.pinecone.io"
+    api_key = env.get("VECTOR_STORE_API_KEY") or None
+    if url is not None and api_key is None:
+        raise ValueError("a Pinecone vector store (SEMCACHE_PINECONE_SUBDOMAIN) needs VECTOR_STORE_API_KEY")
+    raw_threshold = (env.get("SEMCACHE_SIMILARITY_THRESHOLD") or "").strip()
+    try:
+        threshold = float(raw_threshold) if raw_threshold else 0.95
+    except ValueError:
+        raise ValueError(f"SEMCACHE_SIMILARITY_THRESHOLD must be a number, got {raw_threshold!r}") from None
+    if not 0 < threshold <= 1:
+        raise ValueError("SEMCACHE_SIMILARITY_THRESHOLD must be above 0 and at most 1")
+    return {
+        "openai_api_key": env.get("OPENAI_API_KEY") or None,
+        "semcache_embeddings_url": (env.get("SEMCACHE_EMBEDDINGS_URL") or "").strip() or "https://api.openai.com/v1",
+        "semcache_embedding_model": (env.get("SEMCACHE_EMBEDDING_MODEL") or "").strip() or "text-embedding-3-small",
+        "semcache_pinecone_subdomain": subdomain,
+        "semcache_vector_store_url": url,
+        "vector_store_api_key": api_key,
+        "semcache_threshold": threshold,
+        "semcache_timeout_ms": _int(env, "SEMCACHE_TIMEOUT_MS", 2000, 1),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     # Auth mode: "none" (local default) or "api_key" (x-portkey-api-key checked against key hashes).
@@ -146,6 +174,16 @@ class Settings:
     redis_mode: str = "standalone"
     # Bound on each Redis command, connecting included: a dead Redis costs a request at most this.
     redis_timeout_ms: int = 50
+    # The semantic cache: OpenAI embeddings (no key: semantic configs cache exact matches only)
+    # and Pinecone (no index named: an in-process vector index).
+    openai_api_key: str | None = field(default=None, repr=False)
+    semcache_embeddings_url: str = "https://api.openai.com/v1"
+    semcache_embedding_model: str = "text-embedding-3-small"
+    semcache_pinecone_subdomain: str | None = None
+    semcache_vector_store_url: str | None = None
+    vector_store_api_key: str | None = field(default=None, repr=False)
+    semcache_threshold: float = 0.95
+    semcache_timeout_ms: int = 2000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], shell: ShellDefaults) -> Settings:
@@ -179,4 +217,5 @@ class Settings:
             upstream_idle_timeout_ms=_int(env, "UPSTREAM_IDLE_TIMEOUT_MS", cls.upstream_idle_timeout_ms, 1),
             upstream_client=_choice(env, "UPSTREAM_CLIENT", ("aiohttp", "stdlib"), shell.upstream_client),
             **_cache_store(env),
+            **_semantic_cache(env),
         )

@@ -10,8 +10,6 @@ TRUSTED = frozenset()
 
 
 @pytest.mark.parametrize("config, param", [
-    ({**LEAF, "cache": {"mode": "semantic", "max_age": 60}}, "cache"),
-    ({"strategy": {"mode": "fallback"}, "targets": [{**LEAF, "cache": {"mode": "semantic"}}]}, "targets[0].cache"),
     ({**LEAF, "input_guardrails": ["pg-1"]}, "input_guardrails"),
     ({**LEAF, "output_guardrails": [{"default.contains": {"words": ["x"]}}]}, "output_guardrails"),
     ({**LEAF, "before_request_hooks": [{"id": "h"}]}, "before_request_hooks"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from aigw.state.memory import MemoryStore
@@ -39,3 +40,10 @@ async def any_store(request, monkeypatch) -> AsyncIterator[Store]:
         await connect()
     yield store
     await store.close()
+
+
+@pytest.fixture
+def client():
+    """A plain HTTP client for the gateway the test starts."""
+    with httpx.Client(timeout=30) as c:
+        yield c

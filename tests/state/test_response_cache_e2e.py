@@ -4,7 +4,6 @@ import json
 import time
 from dataclasses import replace
 
-import httpx
 import orjson
 import pytest
 
@@ -52,12 +51,6 @@ def chat(client, gw, fake, body=CHAT, cache=None, **extra):
 
 def calls(fake):
     return len(fake.requests_for("openai.chat"))
-
-
-@pytest.fixture
-def client():
-    with httpx.Client(timeout=30) as c:
-        yield c
 
 
 def test_a_repeated_request_is_a_hit_without_a_provider_call(gateway, fake_provider, client):

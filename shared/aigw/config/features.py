@@ -17,7 +17,7 @@ CACHE = "cache"
 SEMANTIC_CACHE = "semantic_cache"
 HOOKS = "hooks"
 
-ENABLED: frozenset[str] = frozenset({STICKY, CACHE})
+ENABLED: frozenset[str] = frozenset({STICKY, CACHE, SEMANTIC_CACHE})
 
 HOOK_KEYS = ("before_request_hooks", "after_request_hooks", "input_guardrails", "output_guardrails")
 

@@ -29,9 +29,11 @@ from aigw.config.model import Target
 from aigw.context import AttemptSource, RequestContext
 from aigw.kinds import EndpointKind
 from aigw.state.cached_stream import RecordingStream, ReplayStream
+from aigw.state.semantic.index import SemanticIndex, semantic_namespace, semantic_text
 from aigw.state.store import PREFIX, Store, StoreUnavailable
 
 HIT, MISS, REFRESH, DISABLED, BYPASS = "HIT", "MISS", "REFRESH", "DISABLED", "BYPASS"
+SEMANTIC_HIT, SEMANTIC_MISS = "SEMANTIC HIT", "SEMANTIC MISS"
 FORCE_REFRESH_HEADER = "x-portkey-cache-force-refresh"
 NAMESPACE_HEADER = "x-portkey-cache-namespace"
 MAX_CACHED_BODY_BYTES = 4 * 1024 * 1024
@@ -72,8 +74,12 @@ def _wants_usage(spec: CallSpec) -> bool:
 
 
 class ResponseCache:
-    def __init__(self, store: Callable[[], Store]) -> None:
+    """``semantic``: the semantic index, or None where none is configured (no embedder): then
+    ``mode: semantic`` caches exact matches only."""
+
+    def __init__(self, store: Callable[[], Store], semantic: Callable[[], SemanticIndex | None] = lambda: None) -> None:
         self._store = store
+        self._semantic = semantic
 
     async def _put(self, key: str, answer: bytes, max_age_s: int) -> None:
         if len(answer) > MAX_CACHED_BODY_BYTES:
@@ -100,6 +106,11 @@ class ResponseCache:
             attempt.body = answer
         return attempt
 
+    async def _lookup(self, key: str, target: Target, spec: CallSpec) -> Attempt | None:
+        raw = await self._store().get(key)  # StoreUnavailable: the caller bypasses the cache
+        answer = _decode(raw) if raw is not None else None
+        return self._hit(target, spec, answer) if answer is not None else None
+
     async def through(self, target: Target, ctx: RequestContext, call: Call) -> Attempt:
         """Answer ``target``'s call from the cache, or call it and store a complete success."""
         spec = ctx.spec
@@ -109,25 +120,40 @@ class ResponseCache:
             return await call(target, ctx)
         headers = spec.request_headers
         refresh = headers.get(FORCE_REFRESH_HEADER, "").strip().lower() in ("true", "1")
-        key = cache_key(target, spec, headers.get(NAMESPACE_HEADER) or None)
-        if not refresh:
-            try:
-                raw = await self._store().get(key)
-            except StoreUnavailable:
-                ctx.cache_status = BYPASS
-                return await call(target, ctx)
-            answer = _decode(raw) if raw is not None else None
-            hit = self._hit(target, spec, answer) if answer is not None else None
-            if hit is not None:
-                ctx.cache_status = HIT
-                return hit
+        namespace = headers.get(NAMESPACE_HEADER) or None
+        key = cache_key(target, spec, namespace)
+        semantic = self._semantic() if config.mode == "semantic" and spec.kind is EndpointKind.CHAT else None
+        text = semantic_text(spec.body) if semantic is not None else None
+        vector_space = semantic_namespace(target, spec, namespace) if text is not None else ""
+        vector: list[float] | None = None
+        try:
+            if not refresh:
+                hit = await self._lookup(key, target, spec)
+                if hit is not None:
+                    ctx.cache_status = HIT
+                    return hit
+            if semantic is not None and text is not None:
+                similar, vector = await semantic.lookup(text, vector_space)
+                hit = await self._lookup(similar, target, spec) if similar is not None and not refresh else None
+                if hit is not None:
+                    ctx.cache_status = SEMANTIC_HIT
+                    return hit
+        except StoreUnavailable:
+            ctx.cache_status = BYPASS
+            return await call(target, ctx)
         attempt = await call(target, ctx)
-        ctx.cache_status = REFRESH if refresh else MISS
+        ctx.cache_status = REFRESH if refresh else SEMANTIC_MISS if semantic is not None else MISS
         if not attempt.ok:
             return attempt
         max_age = config.max_age_s
+
+        async def store(answer: bytes) -> None:
+            await self._put(key, answer, max_age)
+            if semantic is not None and vector is not None:
+                await semantic.remember(vector, vector_space, key)
+
         if attempt.stream is not None:
-            attempt.stream = RecordingStream(attempt.stream, lambda answer: self._put(key, orjson.dumps(answer), max_age))
+            attempt.stream = RecordingStream(attempt.stream, lambda answer: store(orjson.dumps(answer)))
         else:
-            await self._put(key, attempt.body, max_age)
+            await store(attempt.body)
         return attempt
