@@ -179,8 +179,9 @@ def event_for(name: str, fake: FakeProvider) -> dict[str, Any]:
 
 
 def measure_once(task: Path, opt: Path, runtime: Path, event: dict[str, Any],
-                 tree: Tree | None = None) -> tuple[float, float]:
-    with TreeLambdaProcess(tree, task, opt, runtime, env={"TRUSTED_CUSTOM_HOSTS": "127.0.0.1"}) as fn:
+                 tree: Tree | None = None, extra_env: Mapping[str, str] | None = None) -> tuple[float, float]:
+    env = {"TRUSTED_CUSTOM_HOSTS": "127.0.0.1", **(extra_env or {})}
+    with TreeLambdaProcess(tree, task, opt, runtime, env=env) as fn:
         init = fn.wait_ready(60)
         inv = fn.invoke(event, 60)
         if inv.outcome != "response" or parse_result(inv.json()).status != 200:
@@ -221,6 +222,13 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b > 0 else None
 
 
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=7)
@@ -229,6 +237,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="where the --baseline-ref build is kept (reused while its sources are the same)")
     ap.add_argument("--rebuild", action="store_true", help="build even if the sources are unchanged")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", type=_env_pair,
+                    help="a setting for ours only (repeatable): with --baseline-ref HEAD, what a setting costs, "
+                         "e.g. --env CACHE_STORE=redis --env REDIS_URL=redis://127.0.0.1:6399")
     _trees.add_arguments(ap)
     args = ap.parse_args(argv)
 
@@ -258,12 +269,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 side: {m: {f: {"init": [], "first_response": []} for f in functions} for m in modes}
                 for side in trees}
             sides = list(trees)
+            side_env = {side: dict(args.env) if side == "ours" else {} for side in sides}
             with FakeProvider() as fake:
                 for side in sides:  # warm the page cache once, unmeasured
                     for root in layouts[side].values():
                         for name in functions:
                             measure_once(root / "task" / name, root / "opt", runtime, event_for(name, fake),
-                                         trees[side])
+                                         trees[side], side_env[side])
                 for run in range(args.runs):
                     order = sides if run % 2 == 0 else sides[::-1]  # ours first, then base first, ...
                     for mode in modes:
@@ -271,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             for side in order:
                                 root = layouts[side][mode]
                                 init, first = measure_once(root / "task" / name, root / "opt", runtime,
-                                                           event_for(name, fake), trees[side])
+                                                           event_for(name, fake), trees[side], side_env[side])
                                 samples[side][mode][name]["init"].append(init)
                                 samples[side][mode][name]["first_response"].append(first)
                     print(f"run {run + 1}/{args.runs} done", flush=True)

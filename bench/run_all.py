@@ -1,14 +1,15 @@
 """Run every benchmark: ``python -m bench.run_all`` (what ``make bench`` runs).
 
 Each bench runs in its own process (so one's imports, event loops and servers cannot skew
-another's numbers), one after the other: the latency bench, then the cold-start bench if
-``bench/cold_start.py`` exists. Results land in bench/results/*.json. Extra arguments after
-``--latency`` / ``--cold-start`` are passed to that bench, e.g.
+another's numbers), one after the other: the latency bench, the cold-start bench, then the
+cache-store bench (``bench/state.py``: sticky lookups and cache hits). Results land in
+bench/results/*.json. Extra arguments after ``--latency`` / ``--cold-start`` / ``--state`` are
+passed to that bench, e.g.
 ``python -m bench.run_all --latency --quick --cold-start --runs 3``. Nothing is asserted: the
 exit code is non-zero only if a bench crashed.
 
 ``--baseline-ref REF`` (and ``--ours-tree DIR`` / ``--ours-ref REF``), anywhere on the command
-line, go to every bench: each also measures the commit REF beside ours, in the same rounds
+line, go to the latency and cold-start benches: each also measures the commit REF beside ours, in the same rounds
 (bench/README.md, "Comparing against a commit"). REF is resolved to a commit once, here, so
 both benches measure the same commit even if the branch moves meanwhile.
 """
@@ -22,7 +23,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BENCHES = ("latency", "cold_start")
+BENCHES = ("latency", "cold_start", "state")
+COMPARING = ("latency", "cold_start")  # the benches that take GLOBAL_OPTIONS
 GLOBAL_OPTIONS = ("--baseline-ref", "--ours-tree", "--ours-ref")  # each takes a value; passed to every bench
 
 
@@ -49,13 +51,14 @@ def _split_args(argv: list[str]) -> dict[str, list[str]]:
             if not value:
                 raise SystemExit(f"{option} needs a value")
             shared += [option, _resolve(option, value)]
-        elif arg in ("--latency", "--cold-start"):
+        elif arg in ("--latency", "--cold-start", "--state"):
             current = arg[2:].replace("-", "_")
         elif current is None:
-            raise SystemExit(f"usage: python -m bench.run_all [--latency ARGS...] [--cold-start ARGS...]; got {arg!r}")
+            raise SystemExit("usage: python -m bench.run_all [--latency ARGS...] [--cold-start ARGS...] "
+                             f"[--state ARGS...]; got {arg!r}")
         else:
             out[current].append(arg)
-    for name in BENCHES:
+    for name in COMPARING:
         out[name] += shared
     return out
 
