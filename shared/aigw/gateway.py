@@ -201,7 +201,8 @@ class Gateway:
         if cache is None:
             from aigw.state.response_cache import ResponseCache
 
-            cache = self.memo["response_cache"] = ResponseCache(lambda: self.store, lambda: self.semantic_index)
+            cache = self.memo["response_cache"] = ResponseCache(lambda: self.store, self.clock,
+                                                                     lambda: self.semantic_index)
         return cache
 
     @property

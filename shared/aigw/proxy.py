@@ -27,6 +27,7 @@ from aigw.portkey_headers import RequestOptions, config_reference, read_options
 from aigw.respond import failed_before_routing, respond
 from aigw.response import GatewayResponse
 from aigw.routing.engine import Outcome, RouterEnv, route
+from aigw.state.store import StoreBudget, request_budget
 
 BodyCheck = Callable[[dict[str, Any]], None]
 
@@ -94,6 +95,8 @@ async def route_request(ctx: RequestContext, gw: Gateway, options: RequestOption
         retry_after_cap_ms=settings.retry_after_cap_ms,
         remaining_s=ctx.remaining_s,
     )
+    if settings.cache_store is not None:
+        request_budget.set(StoreBudget(settings.redis_timeout_ms / 1000))
     if options.root.sticky_below:
         env.sticky = picker = gw.sticky.for_request(
             {"metadata": options.metadata, "params": spec.body, "headers": ctx.request.headers})

@@ -40,6 +40,7 @@ def test_breakers_apply_below_fallback_and_loadbalance_only():
     ("on", "cb_config"),
     ({"failure_threshold": 3}, "cb_config.cooldown_interval"),
     ({"failure_threshold": 3, "cooldown_interval": 29_999}, "cb_config.cooldown_interval"),
+    ({"failure_threshold": 3, "cooldown_interval": 10**19}, "cb_config.cooldown_interval"),
     ({"failure_threshold": 3, "cooldown_interval": "30000"}, "cb_config.cooldown_interval"),
     ({"cooldown_interval": 30_000}, "cb_config"),
     ({"failure_threshold": 0, "cooldown_interval": 30_000}, "cb_config.failure_threshold"),

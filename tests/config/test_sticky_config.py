@@ -24,7 +24,7 @@ def test_sticky_is_parsed_at_any_level_and_marks_the_path_to_it():
 
 
 def test_ttl_defaults_to_300_seconds_and_camel_case_is_read():
-    assert parse_config(lb({"enabled": True}), TRUSTED).strategy.sticky.ttl_s == 300
+    assert parse_config(lb({"enabled": True, "hash_fields": ["metadata.u"]}), TRUSTED).strategy.sticky.ttl_s == 300
     assert parse_config(lb({"enabled": True, "hashFields": ["metadata.u"]}), TRUSTED).strategy.sticky.hash_fields == (
         "metadata.u",)
 
@@ -37,8 +37,8 @@ def test_a_disabled_sticky_marks_nothing():
 @pytest.mark.parametrize("sticky, param", [
     ({"enabled": "yes"}, "strategy.sticky"),
     ("on", "strategy.sticky"),
-    ({"enabled": True, "ttl": 0}, "strategy.sticky.ttl"),
-    ({"enabled": True, "ttl": "300"}, "strategy.sticky.ttl"),
+    ({"enabled": True, "hash_fields": ["metadata.u"], "ttl": 0}, "strategy.sticky.ttl"),
+    ({"enabled": True, "hash_fields": ["metadata.u"], "ttl": "300"}, "strategy.sticky.ttl"),
     ({"enabled": True, "hash_fields": "metadata.u"}, "strategy.sticky.hash_fields"),
     ({"enabled": True, "hash_fields": ["metadata.u", "user_id"]}, "strategy.sticky.hash_fields[1]"),
     ({"enabled": True, "hash_fields": ["body.x"]}, "strategy.sticky.hash_fields[0]"),
@@ -56,3 +56,14 @@ def test_sticky_outside_loadbalance_is_refused_not_ignored():
     with pytest.raises(InvalidConfig) as info:
         parse_config(lb({"enabled": True}, mode="fallback"), TRUSTED)
     assert info.value.param == "strategy.sticky"
+
+
+@pytest.mark.parametrize("sticky, param, says", [
+    ({"enabled": True, "hash_fields": ["metadata.u"], "ttl": 10**17}, "strategy.sticky.ttl", "seconds, at most"),
+    ({"enabled": True}, "strategy.sticky.hash_fields", "at least one"),
+    ({"enabled": True, "hash_fields": []}, "strategy.sticky.hash_fields", "at least one"),
+])
+def test_bounds_that_would_break_the_store_or_the_balance(sticky, param, says):
+    with pytest.raises(InvalidConfig) as info:
+        parse_config(lb(sticky), TRUSTED)
+    assert info.value.param == param and says in info.value.message

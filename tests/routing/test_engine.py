@@ -282,8 +282,8 @@ class FakeBreaker:
         skip = frozenset(i for i, t in enumerate(node.targets) if t.api_key in self.open_keys)
         return frozenset() if len(skip) == len(node.targets) else skip
 
-    async def record(self, node, index, status):
-        self.recorded.append((node.targets[index].api_key, status))
+    async def record(self, node, index, attempt):
+        self.recorded.append((node.targets[index].api_key, attempt.status))
 
 
 CB = {"failure_threshold": 1, "cooldown_interval": 30_000}
@@ -334,3 +334,30 @@ async def test_a_sticky_pick_is_told_which_circuits_are_open():
     e.sticky = picker = RecordingPicker()
     outcome = await route(config, call, e)
     assert outcome.leaf.api_key == "b" and picker.picked == ["b"]
+
+
+async def test_a_sticky_target_is_only_moved_on_for_its_own_failures():
+    call = ScriptedCall({"a": [fail(400)], "b": [ok()]})
+    e = env()
+    e.sticky = picker = RecordingPicker()
+    outcome = await route(tree(STICKY_LB), call, e)
+    assert outcome.attempt.status == 400 and picker.failed_targets == []  # the client's error, not the target's
+    for status in (429, 408, 500, 503):
+        picker = RecordingPicker()
+        e.sticky = picker
+        await route(tree(STICKY_LB), ScriptedCall({"a": [fail(status)], "b": [ok()]}), e)
+        assert picker.failed_targets == ["a"], status
+
+
+async def test_a_request_with_nothing_to_stick_by_is_balanced_as_usual():
+    class NoIdentifier(RecordingPicker):
+        async def pick(self, node, skip):
+            return None
+
+    call = ScriptedCall({"a": [ok()], "b": [ok()]})
+    picks = set()
+    for seed in range(30):
+        e = env(seed=seed)
+        e.sticky = NoIdentifier()
+        picks.add((await route(tree(STICKY_LB), call, e)).leaf.api_key)
+    assert picks == {"a", "b"}

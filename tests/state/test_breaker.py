@@ -135,3 +135,24 @@ async def test_on_redis_one_instance_opening_is_seen_by_another(request, cluster
     assert await b.open_children(n) == {0}
     for s in stores:
         await s.close()
+
+
+async def test_cached_and_skipped_answers_do_not_count():
+    from aigw.context import AttemptSource
+    from aigw.state.breaker import BreakerRequest
+
+    state, _ = breakers()
+    view = BreakerRequest(state, lambda target: None)
+    n = node(COUNT)
+
+    class Answer:
+        def __init__(self, status, source):
+            self.status, self.source = status, source
+
+    for source in (AttemptSource.CACHE, AttemptSource.SKIPPED, AttemptSource.UNCALLABLE):
+        for _ in range(3):
+            await view.record(n, 0, Answer(503, source))
+    assert await state.open_children(n) == frozenset()
+    for _ in range(3):
+        await view.record(n, 0, Answer(503, AttemptSource.PROVIDER))
+    assert await state.open_children(n) == {0}

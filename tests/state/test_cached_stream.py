@@ -56,3 +56,44 @@ def test_replay_sends_the_content_in_pieces_and_usage_only_when_asked():
 ])
 def test_only_a_clean_complete_stream_assembles(stream):
     assert assemble(stream) is None
+
+
+@pytest.mark.parametrize("chunk", [
+    b'data: {"id":"a","choices":[null]}\n\n',
+    b'data: {"id":"a","choices":[{"index":0,"delta":"text"}]}\n\n',
+    b'data: {"id":"a","choices":[{"index":[0],"delta":{"content":"x"}}]}\n\n',
+    b'data: {"id":"a","choices":{"0":{}}}\n\n',
+    b'data: {"id":"a","choices":[{"index":0,"delta":{"content":[{"type":"text","text":"x"}]},"finish_reason":"stop"}]}\n\n',
+    b'data: {"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":"0"}]}}]}\n\n',
+])
+def test_shapes_the_cache_does_not_rebuild_are_passed_over_not_raised(chunk):
+    assert assemble([chunk, b"data: [DONE]\n\n"]) is None
+
+
+def test_a_stream_too_large_to_store_is_not_kept_in_memory():
+    a = StreamAssembler(max_bytes=1000)
+    piece = b'data: {"id":"a","choices":[{"index":0,"delta":{"content":"' + b"x" * 200 + b'"}}]}\n\n'
+    for _ in range(10):
+        a.feed(piece)
+    a.feed(b"data: [DONE]\n\n")
+    assert a.broken and a.answer() is None and a._choices == {}
+
+
+async def test_recording_passes_every_event_and_survives_a_failing_store():
+    from aigw.state.cached_stream import RecordingStream
+
+    events = replay_events(CHAT, include_usage=False)
+
+    class Source:
+        async def events(self, on_error=None):
+            for e in events:
+                yield e
+
+        def close(self):
+            pass
+
+    async def broken_store(answer):
+        raise RuntimeError("store down")
+
+    got = [e async for e in RecordingStream(Source(), broken_store).events()]
+    assert got == events

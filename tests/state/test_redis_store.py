@@ -136,3 +136,32 @@ def _imports(env_extra: dict[str, str]) -> dict[str, bool]:
 def test_a_route_function_imports_nothing_of_redis_at_init_with_or_without_a_cache_store():
     assert _imports({}) == {"redis": False}
     assert _imports({"CACHE_STORE": "redis", "REDIS_URL": "redis://127.0.0.1:1"}) == {"redis": False}
+
+
+async def test_a_command_redis_refuses_fails_that_call_only(redis_server):
+    store = redis_store(redis_server.url)
+    await store.connect()
+    await store.set(PREFIX + "text", b"not a number", 60)
+    with pytest.raises(StoreUnavailable):
+        await store.incr(PREFIX + "text", 60)  # WRONGTYPE/not an integer: Redis answered
+    assert store.availability.up
+    assert await store.get(PREFIX + "text") == b"not a number"
+    assert await store.set(PREFIX + "far", b"1", 10**15)  # clamped, never a PX Redis refuses
+    await store.close()
+
+
+async def test_a_request_shares_one_time_budget_across_its_commands(redis_server):
+    from aigw.state.store import StoreBudget, request_budget
+
+    store = redis_store(redis_server.url)
+    await store.connect()
+    budget = StoreBudget(0.5)
+    request_budget.set(budget)
+    assert await store.set(PREFIX + "b", b"1", 60)
+    assert 0 < budget.left_s < 0.5  # each command's time is taken from it
+    budget.left_s = 0
+    with pytest.raises(StoreUnavailable, match="budget"):
+        await store.get(PREFIX + "b")
+    assert store.availability.up  # a spent budget is no outage
+    request_budget.set(None)
+    await store.close()

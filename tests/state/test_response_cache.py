@@ -33,6 +33,14 @@ def test_the_key_changes_with_what_changes_the_answer_or_its_owner():
     assert base != cache_key(target(), spec(key="sk-other-0123456789"), None)  # another key, another scope
     assert base != cache_key(target(api_key="sk-target-0123456789"), spec(), None)
     assert base != cache_key(target(), spec(), "team-a")
+    east = target(provider="azure-openai", resource_name="r", deployment_id="east")
+    west = target(provider="azure-openai", resource_name="r", deployment_id="west")
+    assert cache_key(east, spec(), None) != cache_key(west, spec(), None)  # another deployment
+    forwarding = target(forward_headers=["x-tenant"])
+    tenant = lambda value: CallSpec(kind=EndpointKind.CHAT, body=BODY, raw_body=b"", stream=False,  # noqa: E731
+                                    request_headers={"x-tenant": value}, request_api_key="sk-client-0123456789",
+                                    max_response_bytes=1, timeout_ms=1, idle_timeout_ms=1)
+    assert cache_key(forwarding, tenant("a"), None) != cache_key(forwarding, tenant("b"), None)
     assert cache_key(target(), spec(), "team-a") != cache_key(target(), spec(), "team-b")
 
 
@@ -43,6 +51,7 @@ def test_the_key_never_holds_the_provider_key():
 
 def test_stored_answers_are_compressed_and_checked():
     answer = b'{"choices": [' + b'{"text": "same words again"},' * 200 + b"{}]}"
-    stored = _encode(answer)
-    assert len(stored) < len(answer) / 10 and _decode(stored) == answer
-    assert _decode(b"garbage") is None and _decode(b"z1not-zlib") is None
+    stored = _encode(answer, 1234.5)
+    assert len(stored) < len(answer) / 10 and _decode(stored) == (1234.5, answer)
+    assert _decode(b"garbage") is None and _decode(b"z2" + b"\0" * 8 + b"not-zlib") is None
+    assert _decode(b"z1" + stored[2:]) is None  # an older format: a miss, never misread

@@ -152,7 +152,7 @@ def test_on_redis_answers_are_stored_compressed_under_a_hashed_key(fake_provider
         chat(client, gw, fake_provider)
     keys = redis_server.client().keys("aigw:cache:*")
     assert len(keys) == 1 and KEY.encode() not in keys[0]
-    assert redis_server.client().get(keys[0]).startswith(b"z1")
+    assert redis_server.client().get(keys[0]).startswith(b"z2")
 
 
 def test_with_redis_down_the_cache_is_bypassed_and_requests_succeed(fake_provider, client, redis_server):
@@ -162,3 +162,31 @@ def test_with_redis_down_the_cache_is_bypassed_and_requests_succeed(fake_provide
         for _ in range(3):
             r = chat(client, gw, fake_provider)
             assert r.status_code == 200 and r.headers["x-portkey-cache-status"] == "BYPASS"
+
+
+def test_a_shorter_max_age_refuses_an_older_answer(fake_provider, client):
+    clock = Clock()
+    with LocalGateway(clock=clock) as gw:
+        chat(client, gw, fake_provider, cache={"mode": "simple", "max_age": 86_400})
+        clock.now += 600
+        assert chat(client, gw, fake_provider, cache={"mode": "simple", "max_age": 60}).headers[
+            "x-portkey-cache-status"] == "MISS"
+        assert chat(client, gw, fake_provider, cache={"mode": "simple", "max_age": 86_400}).headers[
+            "x-portkey-cache-status"] == "HIT"
+
+
+def test_a_key_the_provider_echoes_is_never_stored(fake_provider, client, redis_server):
+    import zlib
+
+    echo = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": f"your key is {KEY}"},
+                         "finish_reason": "stop"}]}
+    settings = replace(Settings(), cache_store="redis", redis_url=redis_server.url, redis_timeout_ms=500)
+    with LocalGateway(settings) as gw:
+        fake_provider.script("openai.chat", Reply(json=echo))
+        assert KEY not in chat(client, gw, fake_provider).text
+        hit = chat(client, gw, fake_provider)
+        assert hit.headers["x-portkey-cache-status"] == "HIT" and KEY not in hit.text
+    [key] = redis_server.client().keys("aigw:cache:*")
+    stored = zlib.decompress(redis_server.client().get(key)[10:])
+    assert KEY.encode() not in stored and b"[REDACTED]" in stored

@@ -33,6 +33,12 @@ def ident(user: str) -> bytes:
     return identifier(("metadata.user_id",), {"metadata": {"user_id": user}})
 
 
+async def two(picking):
+    """(index, how) of a pick, without the failed set."""
+    index, how, _ = await picking
+    return index, how
+
+
 def state(store=None, clock=None):
     clock = clock or Clock()
     store = store or MemoryStore(clock)
@@ -75,7 +81,7 @@ def test_the_deterministic_pick_follows_the_weights(weights):
 async def test_an_identifier_sticks_new_first_then_hit():
     sticky, _, _ = state()
     node = lb()
-    picks = [await sticky.pick(node, ident("alice")) for _ in range(20)]
+    picks = [await two(sticky.pick(node, ident("alice"))) for _ in range(20)]
     assert picks[0][1] == NEW and {p[1] for p in picks[1:]} == {HIT}
     assert len({p[0] for p in picks}) == 1
 
@@ -83,12 +89,12 @@ async def test_an_identifier_sticks_new_first_then_hit():
 async def test_identifiers_spread_and_each_sticks_across_l1_expiry():
     sticky, _, clock = state()
     node = lb()
-    first = {u: (await sticky.pick(node, ident(u)))[0] for u in map(str, range(200))}
+    first = {u: (await two(sticky.pick(node, ident(u))))[0] for u in map(str, range(200))}
     assert 60 < sum(first.values()) < 140  # both targets in use
     within = {u for u in first if window(ident(u), 300, clock.now)[1] > 6}  # the others' windows end
     assert len(within) > 180
     clock.now += 6  # past L1: answered by the store
-    again = {u: await sticky.pick(node, ident(u)) for u in within}
+    again = {u: await two(sticky.pick(node, ident(u))) for u in within}
     assert {u: p[0] for u, p in again.items()} == {u: first[u] for u in within}
     assert {p[1] for p in again.values()} == {HIT}
 
@@ -98,19 +104,19 @@ async def test_two_instances_without_a_shared_store_pick_alike():
     b, _, _ = state(clock=clock)
     node = lb((1, 2, 3))
     for u in map(str, range(300)):
-        assert (await a.pick(node, ident(u)))[0] == (await b.pick(node, ident(u)))[0]
+        assert (await two(a.pick(node, ident(u))))[0] == (await two(b.pick(node, ident(u))))[0]
 
 
 async def test_after_the_ttl_window_a_new_pick_happens():
     sticky, _, clock = state()
     node = lb(ttl=60)
     users = list(map(str, range(200)))
-    before = {u: (await sticky.pick(node, ident(u)))[0] for u in users}
+    before = {u: (await two(sticky.pick(node, ident(u))))[0] for u in users}
     ends = {u: window(ident(u), 60, clock.now)[1] for u in users}
     assert all(0 < left <= 60 for left in ends.values())  # windows are offset per identifier
     assert len({round(left) for left in ends.values()}) > 20
     clock.now += 61
-    after = {u: await sticky.pick(node, ident(u)) for u in users}
+    after = {u: await two(sticky.pick(node, ident(u))) for u in users}
     assert {p[1] for p in after.values()} == {NEW}
     changed = sum(before[u] != after[u][0] for u in users)
     assert 50 < changed < 150  # re-salted: about half move with two equal targets
@@ -118,10 +124,10 @@ async def test_after_the_ttl_window_a_new_pick_happens():
 
 async def test_a_changed_target_list_selects_again():
     sticky, _, _ = state()
-    assert (await sticky.pick(lb(), ident("bob")))[1] == NEW
-    assert (await sticky.pick(lb(), ident("bob")))[1] == HIT  # same list parsed again: same key
+    assert (await two(sticky.pick(lb(), ident("bob"))))[1] == NEW
+    assert (await two(sticky.pick(lb(), ident("bob"))))[1] == HIT  # same list parsed again: same key
     three = lb((1, 1, 1))
-    assert (await sticky.pick(three, ident("bob")))[1] == NEW
+    assert (await two(sticky.pick(three, ident("bob"))))[1] == NEW
 
 
 async def test_a_failed_target_moves_the_identifier_for_everyone_sharing_the_store():
@@ -130,13 +136,13 @@ async def test_a_failed_target_moves_the_identifier_for_everyone_sharing_the_sto
     a, _, _ = state(store, clock)
     b, _, _ = state(store, clock)
     node = lb((1, 1, 1))
-    index, _ = await a.pick(node, ident("carol"))
+    index, _ = await two(a.pick(node, ident("carol")))
     await a.failed(node, ident("carol"), index)
-    moved, how = await a.pick(node, ident("carol"))
+    moved, how = await two(a.pick(node, ident("carol")))
     assert moved != index and how == REPICK
-    assert await b.pick(node, ident("carol")) == (moved, REPICK)  # the other instance reads the store
+    assert await two(b.pick(node, ident("carol"))) == (moved, REPICK)  # the other instance reads the store
     await a.failed(node, ident("carol"), moved)
-    third, _ = await a.pick(node, ident("carol"))
+    third, _ = await two(a.pick(node, ident("carol")))
     assert third not in (index, moved)  # every target that failed in this window is skipped
 
 
@@ -144,7 +150,7 @@ async def test_a_single_target_that_fails_stays_chosen():
     sticky, _, _ = state()
     node = lb((1,))
     await sticky.failed(node, ident("dan"), 0)
-    assert await sticky.pick(node, ident("dan")) == (0, NEW)
+    assert await two(sticky.pick(node, ident("dan"))) == (0, NEW)
 
 
 async def test_when_the_store_is_down_the_pick_is_the_deterministic_one():
@@ -152,14 +158,14 @@ async def test_when_the_store_is_down_the_pick_is_the_deterministic_one():
     down, _, _ = state(DownStore(), clock)
     node = lb((1, 2))
     for u in map(str, range(100)):
-        assert (await up.pick(node, ident(u)))[0] == (await down.pick(node, ident(u)))[0]
+        assert (await two(up.pick(node, ident(u))))[0] == (await two(down.pick(node, ident(u))))[0]
 
 
 async def test_nothing_stored_holds_a_key_or_a_hashed_value_in_clear():
     sticky, store, _ = state()
     node = lb(fields=("headers.x-portkey-api-key",), keys=["sk-secret-target-0123", "sk-secret-other-4567"])
     sources = {"headers": {"x-portkey-api-key": "pk-live-gateway-key-0123456789"}}
-    await sticky.pick(node, identifier(("headers.x-portkey-api-key",), sources))
+    await two(sticky.pick(node, identifier(("headers.x-portkey-api-key",), sources)))
     dumped = repr(store._entries) + repr(sticky._l1)
     for secret in ("pk-live-gateway-key", "sk-secret-target", "sk-secret-other"):
         assert secret not in dumped
@@ -189,14 +195,14 @@ async def test_stickiness_survives_a_redis_outage_and_its_return(redis_server):
     node = lb((1, 1, 1))
     users = list(map(str, range(60)))
     users = [u for u in users if window(ident(u), 300, clock.now)[1] > 20]  # windows that outlast the test
-    before = {u: (await sticky.pick(node, ident(u)))[0] for u in users}
+    before = {u: (await two(sticky.pick(node, ident(u))))[0] for u in users}
     redis_server.kill()
     clock.now += 6  # past L1
-    during = {u: (await sticky.pick(node, ident(u)))[0] for u in users}
+    during = {u: (await two(sticky.pick(node, ident(u))))[0] for u in users}
     redis_server.restart()
     clock.now += 6
     store.availability._next_probe = 0.0  # let the next call probe at once (the store runs on real time)
-    after = {u: (await sticky.pick(node, ident(u)))[0] for u in users}
+    after = {u: (await two(sticky.pick(node, ident(u))))[0] for u in users}
     assert before == during == after
     await store.close()
 
@@ -204,7 +210,63 @@ async def test_stickiness_survives_a_redis_outage_and_its_return(redis_server):
 async def test_an_open_circuit_is_passed_over_without_moving_the_identifier():
     sticky, _, _ = state()
     node = lb((1, 1, 1))
-    decided, _ = await sticky.pick(node, ident("fay"))
-    detour, how = await sticky.pick(node, ident("fay"), frozenset({decided}))
+    decided, _ = await two(sticky.pick(node, ident("fay")))
+    detour, how = await two(sticky.pick(node, ident("fay"), frozenset({decided})))
     assert detour != decided and how == REPICK
-    assert await sticky.pick(node, ident("fay")) == (decided, HIT)  # back once the circuit closed
+    assert await two(sticky.pick(node, ident("fay"))) == (decided, HIT)  # back once the circuit closed
+
+
+def test_targets_differing_only_in_provider_options_share_the_identifiers():
+    node = parse_config({"strategy": {"mode": "loadbalance", "sticky": {"enabled": True, "hash_fields": ["metadata.u"]}},
+                         "targets": [{"provider": "azure-openai", "api_key": "k-0123456789", "resource_name": "r",
+                                      "deployment_id": d} for d in ("east", "west")]}, TRUSTED)
+    picks = [rendezvous(node, ident(f"user-{i}"), 1) for i in range(2000)]
+    assert 0.45 < picks.count(0) / 2000 < 0.55
+
+
+def test_identical_entries_still_split_the_identifiers():
+    picks = [rendezvous(lb(keys=["sk-same-0123456789"] * 2), ident(f"user-{i}"), 1) for i in range(2000)]
+    assert 0.45 < picks.count(0) / 2000 < 0.55
+
+
+def test_the_fingerprint_lives_on_the_config_not_in_a_global_cache():
+    import gc
+    import weakref
+
+    from aigw.state import fingerprint
+
+    node = lb()
+    fingerprint.fingerprint(node)
+    ref = weakref.ref(node)
+    del node
+    gc.collect()
+    assert ref() is None
+
+
+async def test_failures_remembered_by_the_pick_outlive_l1():
+    sticky, _, clock = state()
+    node = lb((1, 1, 1))
+    first, _, _ = await sticky.pick(node, ident("gus"))
+    await sticky.failed(node, ident("gus"), first)
+    clock.now += 6  # past L1: the next pick reads the store
+    second, how, failed = await sticky.pick(node, ident("gus"))
+    assert how == REPICK and failed == {first} and second != first
+    clock.now += 6  # a long LLM call: L1 forgot again before it failed
+    await sticky.failed(node, ident("gus"), second, failed)
+    third, _, _ = await sticky.pick(node, ident("gus"))
+    assert third not in (first, second)
+
+
+async def test_open_circuits_win_over_failures_when_together_they_cover_everything():
+    sticky, _, _ = state()
+    node = lb((1, 1))
+    first, _, _ = await sticky.pick(node, ident("hal"))
+    await sticky.failed(node, ident("hal"), first)
+    other = 1 - first
+    index, how, _ = await sticky.pick(node, ident("hal"), frozenset({other}))  # the other one is open
+    assert index == first and how == REPICK
+
+
+def test_requests_without_any_identifying_value_have_no_identifier():
+    assert identifier(("metadata.user_id", "params.user"), {"metadata": {}, "params": {}}) is None
+    assert identifier(("metadata.user_id", "params.user"), {"metadata": {}, "params": {"user": "u"}}) is not None

@@ -136,3 +136,13 @@ async def test_killing_redis_mid_burst_fails_no_request_and_moves_no_user(fake_p
     seen = keys_by_user(fake_provider)
     assert set(seen) == {*users, fresh} and all(len(keys) == 1 for keys in seen.values())
     assert len(redis_server.client().keys("aigw:sticky:*")) == 1  # Redis is used again after its restart
+
+
+def test_requests_without_the_hash_field_are_balanced_without_a_sticky_header(fake_provider):
+    config = sticky_config(fake_provider)
+    with LocalGateway() as gw, httpx.Client(base_url=gw.base_url, timeout=30) as client:
+        for _ in range(30):
+            r = client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+                            headers={"x-portkey-config": json.dumps(config)})
+            assert r.status_code == 200 and "x-portkey-sticky-status" not in r.headers
+    assert len({rec.bearer for rec in fake_provider.requests_for("openai.chat")}) > 1

@@ -52,3 +52,16 @@ async def test_keys_in_many_slots(any_store):
     for i, key in enumerate(keys):
         await any_store.set(key, str(i).encode(), 60)
     assert [await any_store.get(k) for k in keys] == [str(i).encode() for i in range(50)]
+
+
+async def test_the_embedded_store_is_bounded_in_bytes_and_keeps_what_is_used():
+    from aigw.state.memory import MemoryStore
+
+    store = MemoryStore(lambda: 0.0, max_bytes=10_000)
+    await store.set("sticky", b"1", 60)
+    for i in range(50):
+        await store.set(f"answer-{i}", b"x" * 1000, 60)
+        assert await store.get("sticky") == b"1"  # used all along: never the one evicted
+    assert store._bytes <= 10_000 and await store.get("answer-0") is None and await store.get("answer-49")
+    assert await store.set("huge", b"x" * 20_000, 60) and await store.get("huge") is None  # too big: not kept
+    assert await store.get("sticky") == b"1"

@@ -47,6 +47,8 @@ MAX_DEPTH = 8
 MAX_TARGETS = 64
 MAX_RETRY_ATTEMPTS = 5
 MAX_HASH_FIELDS = 16
+MAX_STICKY_TTL_S = 30 * 24 * 3600
+MAX_COOLDOWN_MS = 24 * 3600 * 1000
 HASH_FIELD_SOURCES = ("metadata", "headers", "params")  # where a sticky hash field's value is read
 # Longer provider keys are refused: every answer is scanned for the keys it could echo.
 MAX_API_KEY_LENGTH = MAX_SECRET_LENGTH
@@ -126,9 +128,11 @@ def _status_codes(value: Any, where: str) -> frozenset[int]:
     return frozenset(value)
 
 
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or value != int(value):
-        raise InvalidConfig("must be a positive integer (milliseconds)", param=where)
+def _positive_int(value: Any, where: str, unit: str = "milliseconds", maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or value != int(value) \
+            or (maximum is not None and value > maximum):
+        at_most = f", at most {maximum}" if maximum is not None else ""
+        raise InvalidConfig(f"must be a positive integer ({unit}{at_most})", param=where)
     return int(value)
 
 
@@ -163,7 +167,10 @@ def _sticky(value: Any, where: str) -> Sticky:
             raise InvalidConfig("a field path is 'metadata.<key>', 'headers.<name>' or 'params.<key>'",
                                 param=f"{where}.hash_fields[{i}]")
     ttl = value.get("ttl", 300)
-    sticky = Sticky(value["enabled"], tuple(fields), _positive_int(ttl, f"{where}.ttl"))
+    sticky = Sticky(value["enabled"], tuple(fields), _positive_int(ttl, f"{where}.ttl", "seconds", MAX_STICKY_TTL_S))
+    if sticky.enabled and not sticky.hash_fields:
+        # Every request would share one identifier: all traffic to one target, nothing balanced.
+        raise InvalidConfig("sticky needs at least one hash field", param=f"{where}.hash_fields")
     if sticky.enabled:
         features.refuse_if_disabled(features.STICKY, where, "sticky load balancing (strategy.sticky)")
     return sticky
@@ -192,12 +199,12 @@ def _breaker(value: Any, where: str) -> BreakerConfig:
         raise InvalidConfig("cb_config must be an object", param=where)
     value = _snake_keys(value)
     cooldown = value.get("cooldown_interval")
-    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < MIN_COOLDOWN_MS:
-        raise InvalidConfig(f"cooldown_interval is required: milliseconds, at least {MIN_COOLDOWN_MS}",
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or not MIN_COOLDOWN_MS <= cooldown <= MAX_COOLDOWN_MS:
+        raise InvalidConfig(f"cooldown_interval is required: milliseconds, {MIN_COOLDOWN_MS} to {MAX_COOLDOWN_MS}",
                             param=f"{where}.cooldown_interval")
     threshold = value.get("failure_threshold")
     if threshold is not None:
-        threshold = _positive_int(threshold, f"{where}.failure_threshold")
+        threshold = _positive_int(threshold, f"{where}.failure_threshold", "failures")
     percentage = value.get("failure_threshold_percentage")
     if percentage is not None and (isinstance(percentage, bool) or not isinstance(percentage, (int, float))
                                    or not 0 < percentage <= 100):
@@ -210,7 +217,7 @@ def _breaker(value: Any, where: str) -> BreakerConfig:
         cooldown_ms=cooldown,
         failure_threshold=threshold,
         failure_threshold_percentage=None if percentage is None else float(percentage),
-        minimum_requests=_positive_int(minimum, f"{where}.minimum_requests"),
+        minimum_requests=_positive_int(minimum, f"{where}.minimum_requests", "requests"),
         failure_status_codes=DEFAULT_BREAKER_STATUS if codes is None
         else _status_codes(codes, f"{where}.failure_status_codes"),
     )

@@ -34,8 +34,9 @@ class StickyPicker(Protocol):
     """Where a sticky loadbalance node sends this request (decided outside the router, which
     stays pure: tests pass their own)."""
 
-    async def pick(self, node: Target, skip: frozenset[int]) -> Target:
-        """The target for this request; never one at a position in ``skip`` (open circuits)."""
+    async def pick(self, node: Target, skip: frozenset[int]) -> Target | None:
+        """The target for this request, never one at a position in ``skip`` (open circuits);
+        None when the request has nothing to stick by (balanced as without sticky)."""
         ...
 
     async def failed(self, node: Target, chosen: Target) -> None:
@@ -50,8 +51,8 @@ class BreakerView(Protocol):
         """Positions of ``node``'s children to skip now (never all of them)."""
         ...
 
-    async def record(self, node: Target, index: int, status: int) -> None:
-        """The child at ``index`` answered ``status`` (after its own retries)."""
+    async def record(self, node: Target, index: int, attempt: AttemptLike) -> None:
+        """The child at ``index`` ended with ``attempt`` (after its own retries)."""
         ...
 
 
@@ -90,6 +91,12 @@ def _ok(status: int) -> bool:
     return 200 <= status < 300
 
 
+def _target_failed(status: int) -> bool:
+    """The target's fault (moves a sticky identifier on), not the request's: a 400 the client
+    caused would fail on any target."""
+    return status >= 500 or status in (408, 429)
+
+
 async def route(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
     if node.strategy is None:
         return await _call_with_retries(node, call, env)
@@ -117,17 +124,16 @@ async def _loadbalance(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A
     skip = await _skipped(node, env)
     sticky = node.strategy.sticky
     picker = env.sticky if sticky is not None and sticky.enabled else None
-    if picker is not None:
-        chosen = await picker.pick(node, skip)
-    else:
+    chosen = await picker.pick(node, skip) if picker is not None else None
+    stuck = chosen is not None
+    if chosen is None:
         chosen = weighted_pick([t for i, t in enumerate(node.targets) if i not in skip] if skip else node.targets,
                                env.rng)
     outcome = await route(chosen, call, env)
-    ok = _ok(outcome.attempt.status)
-    if picker is not None and not ok:
+    if stuck and picker is not None and _target_failed(outcome.attempt.status):
         await picker.failed(node, chosen)
     if env.breaker is not None and chosen.breaker is not None:
-        await env.breaker.record(node, _position(node, chosen), outcome.attempt.status)
+        await env.breaker.record(node, _position(node, chosen), outcome.attempt)
     return outcome
 
 
@@ -148,7 +154,7 @@ async def _fallback(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A]:
         outcome = await route(child, call, env)
         status = outcome.attempt.status
         if env.breaker is not None and child.breaker is not None:
-            await env.breaker.record(node, index, status)
+            await env.breaker.record(node, index, outcome.attempt)
         # Without on_status_codes any non-2xx falls through; with them, only listed ones do.
         if _ok(status) or (codes is not None and status not in codes):
             return outcome

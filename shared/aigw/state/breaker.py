@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 
 from aigw.config.model import Target
+from aigw.context import AttemptSource
 from aigw.state.fingerprint import fingerprint
 from aigw.state.memory import MemoryStore
 from aigw.state.store import PREFIX, Store, StoreUnavailable
@@ -132,5 +133,8 @@ class BreakerRequest:
             self._skipped(node.targets[index])
         return open_ones
 
-    async def record(self, node: Target, index: int, status: int) -> None:
-        await self._state.record(node, index, status)
+    async def record(self, node: Target, index: int, attempt: object) -> None:
+        # Only real calls count: a cached answer or a skipped target says nothing of its health.
+        if getattr(attempt, "source", AttemptSource.PROVIDER) is not AttemptSource.PROVIDER:
+            return
+        await self._state.record(node, index, getattr(attempt, "status", 0))

@@ -11,6 +11,7 @@ choice is assembled.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from aigw.calls.stream import EventStream
 from aigw.errors import GatewayError
 from aigw.upstream.sse import sse_event
 
+log = logging.getLogger("aigw")
 PIECE = 500  # characters of content per replayed chunk
 DONE = b"data: [DONE]\n\n"
 
@@ -86,10 +88,19 @@ class ReplayStream:
         pass
 
 
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError("content that is not text")  # a shape this cache does not rebuild: not stored
+    return value
+
+
 class StreamAssembler:
     """Folds the OpenAI SSE events of a chat or text completion stream into its answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self._max_bytes, self._seen = max_bytes, 0
         self._pending = b""
         self._meta: dict[str, Any] = {}
         self._choices: dict[int, dict[str, Any]] = {}
@@ -98,6 +109,12 @@ class StreamAssembler:
         self.broken = False
 
     def feed(self, event: bytes) -> None:
+        if self.broken:
+            return
+        self._seen += len(event)
+        if self._seen > self._max_bytes:  # too large to store: stop keeping a second copy
+            self.broken, self._choices, self._pending = True, {}, b""
+            return
         data = self._pending + event
         lines = data.split(b"\n")
         self._pending = lines.pop()  # an unfinished line waits for the next event
@@ -117,6 +134,14 @@ class StreamAssembler:
             self._take(chunk)
 
     def _take(self, chunk: Any) -> None:
+        """One chunk folded in; a shape it does not expect makes the stream not storable (it is
+        passed on as it is all the same)."""
+        try:
+            self._fold(chunk)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            self.broken = True
+
+    def _fold(self, chunk: Any) -> None:
         if not isinstance(chunk, dict) or "error" in chunk:
             self.broken = True
             return
@@ -127,18 +152,23 @@ class StreamAssembler:
             self._usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)
+            if not isinstance(index, int):
+                raise TypeError("choice index")
             into = self._choices.setdefault(index, {"content": [], "tool_calls": {}, "role": None, "finish": None})
             if choice.get("finish_reason"):
                 into["finish"] = choice["finish_reason"]
             if "text" in choice:
-                into["content"].append(choice.get("text") or "")
+                into["content"].append(_text(choice.get("text")))
             delta = choice.get("delta") or {}
             if delta.get("role"):
                 into["role"] = delta["role"]
             if delta.get("content"):
-                into["content"].append(delta["content"])
+                into["content"].append(_text(delta["content"]))
             for call in delta.get("tool_calls") or []:
-                slot = into["tool_calls"].setdefault(call.get("index", 0), {"function": {"arguments": []}})
+                position = call.get("index", 0)
+                if not isinstance(position, int):
+                    raise TypeError("tool call index")
+                slot = into["tool_calls"].setdefault(position, {"function": {"arguments": []}})
                 for key in ("id", "type"):
                     if call.get(key):
                         slot[key] = call[key]
@@ -146,7 +176,7 @@ class StreamAssembler:
                 if function.get("name"):
                     slot["function"]["name"] = function["name"]
                 if function.get("arguments"):
-                    slot["function"]["arguments"].append(function["arguments"])
+                    slot["function"]["arguments"].append(_text(function["arguments"]))
 
     def answer(self) -> dict[str, Any] | None:
         """The answer the stream amounts to; None unless it ended cleanly with [DONE]."""
@@ -202,9 +232,14 @@ class RecordingStream:
                 yield event
         finally:
             await aclose(source)
-        answer = None if failed else assembler.answer()
-        if answer is not None:
-            await self._store(answer)  # after the last event: the client already has it all
+        if failed:
+            return
+        try:
+            answer = assembler.answer()
+            if answer is not None:
+                await self._store(answer)  # after the last event: the client already has it all
+        except Exception as exc:  # storing is best effort: never an error after a complete stream
+            log.error("could not store a completed stream in the cache: %s", type(exc).__name__)
 
     def close(self) -> None:
         self._inner.close()

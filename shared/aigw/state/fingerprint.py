@@ -1,7 +1,11 @@
-"""Stable fingerprints of a strategy node's targets: what sticky and breaker state is keyed by.
+"""Stable descriptions of targets: what sticky, breaker and cache state is keyed by.
 
-A target is described by what makes it itself (provider, name, host, model, nested targets) and
-a hash of its key, never the key: the description is hashed again before it is used anywhere.
+A target is described by everything that decides where its calls go and what they ask for
+(provider, custom host, provider options such as an Azure deployment, forwarded header names,
+parameter overrides) and by hashes of its keys, never the keys: descriptions are hashed again
+before they are used anywhere. A node's fingerprint is cached on the node itself (a frozen
+dataclass: in its ``__dict__``, beside its fields), so it lives exactly as long as the parsed
+config and nothing else holds configs alive.
 """
 
 from __future__ import annotations
@@ -13,38 +17,47 @@ import orjson
 
 from aigw.config.model import Target
 
-_CACHE_SIZE = 4096
+_CACHED = "_aigw_fingerprint"
 
 
-def _secret_hash(value: str | None) -> str | None:
-    return None if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
+def _hash(value: Any) -> str | None:
+    if value is None:
+        return None
+    data = value.encode() if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _describe(target: Target) -> Any:
-    """What makes a target itself (never its key: only a hash of it), for fingerprints."""
+def identity(target: Target) -> dict[str, Any]:
+    """What makes a leaf's answers what they are (no weight, no name): the response cache's view."""
     return {
-        "provider": target.provider, "name": target.name, "host": target.custom_host,
-        "model": target.override_params.get("model"), "key": _secret_hash(target.api_key),
-        "vk": _secret_hash(target.virtual_key), "weight": target.weight,
+        "provider": target.provider, "host": target.custom_host, "key": _hash(target.api_key),
+        "vk": _hash(target.virtual_key), "options": _hash(dict(target.options)) if target.options else None,
+        "forward": list(target.forward_headers),
+    }
+
+
+def _describe(target: Target) -> dict[str, Any]:
+    return {
+        **identity(target), "name": target.name, "weight": target.weight,
+        "overrides": _hash(dict(target.override_params)) if target.override_params else None,
         "mode": target.strategy.mode if target.strategy else None,
         "targets": [_describe(t) for t in target.targets],
     }
 
 
-_cache: dict[int, tuple[Target, bytes, tuple[bytes, ...]]] = {}
-
-
 def fingerprint(node: Target) -> tuple[bytes, tuple[bytes, ...]]:
-    """The node's fingerprint and each child's salt; cached by identity (configs are parsed once)."""
-    cached = _cache.get(id(node))
-    if cached is not None and cached[0] is node:
-        return cached[1], cached[2]
-    salts = tuple(hashlib.blake2b(orjson.dumps(_describe(t), option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-                  for t in node.targets)
+    """The node's fingerprint and a distinct salt for each child (two identical entries get two
+    salts, so each still gets its share of a rendezvous pick)."""
+    cached: tuple[bytes, tuple[bytes, ...]] | None = node.__dict__.get(_CACHED)
+    if cached is not None:
+        return cached
+    seen: dict[bytes, int] = {}
+    salts = []
+    for child in node.targets:
+        described = orjson.dumps(_describe(child), option=orjson.OPT_SORT_KEYS)
+        repeat = seen[described] = seen.get(described, -1) + 1
+        salts.append(hashlib.blake2b(described + repeat.to_bytes(2, "big"), digest_size=16).digest())
     whole = hashlib.blake2b(node.path.encode() + b"".join(salts), digest_size=16).digest()
-    if len(_cache) >= _CACHE_SIZE:
-        _cache.clear()
-    _cache[id(node)] = (node, whole, salts)
-    return whole, salts
-
-
+    result = (whole, tuple(salts))
+    node.__dict__[_CACHED] = result  # not a field: equality, hashing and repr ignore it
+    return result

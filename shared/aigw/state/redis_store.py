@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aigw.state.availability import Availability
-from aigw.state.store import StoreUnavailable
+from aigw.state.store import StoreUnavailable, request_budget
 
 T = TypeVar("T")
 DEFAULT_PORT = 6379
@@ -51,8 +52,18 @@ class _RedisPy:
         self.Retry = importlib.import_module("redis.asyncio.retry").Retry
         self.NoBackoff = importlib.import_module("redis.backoff").NoBackoff
         exceptions = importlib.import_module("redis.exceptions")
-        self.RedisError, self.ConnectionError = exceptions.RedisError, exceptions.ConnectionError
+        self.ConnectionError = exceptions.ConnectionError
+        # What says "Redis is not there": an outage (one warning, probes until it is back).
+        # RedisClusterException (a cluster that lost its masters) is no RedisError in redis-py.
+        self.outage: tuple[type[BaseException], ...] = (
+            exceptions.ConnectionError, exceptions.TimeoutError, exceptions.RedisClusterException,
+            exceptions.ClusterDownError, exceptions.TryAgainError, OSError, TimeoutError)
 
+
+# The longest expiry the store sets: values a config could ask for beyond it (a sticky TTL, a
+# cooldown) are refused by the parser, and anything else is clamped rather than sent to Redis
+# as a PX it refuses.
+MAX_TTL_MS = 366 * 24 * 3600 * 1000
 
 class RedisStore:
     def __init__(self, url: str, *, tls: bool, cluster: bool, timeout_s: float,
@@ -64,56 +75,69 @@ class RedisStore:
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Future[None] | None = None
-        self._errors: tuple[type[BaseException], ...] = ()
+        self._outage: tuple[type[BaseException], ...] = ()
 
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "socket_connect_timeout": self._timeout_s,
             "socket_timeout": self._timeout_s,
             "health_check_interval": 0,
+            # No CLIENT SETINFO on each new connection: two round trips less before the first
+            # command, which matters when a connection is made inside a command's bound.
+            "driver_info": None,
         }
         if self._url.startswith("rediss://"):
             options.update(ssl_cert_reqs="required", ssl_check_hostname=True)
         return options
 
     async def connect(self) -> None:
-        """Import redis-py (in a thread) and build the client; no network I/O (the first command
-        connects). Idempotent per event loop."""
+        """Import redis-py (in a thread) and build the client (a cluster's also learns the slot
+        map). Idempotent per event loop; concurrent callers share one attempt.
+        StoreUnavailable if Redis cannot be reached (the store then connects on a later use)."""
         loop = asyncio.get_running_loop()
         if self._client is not None and self._loop is loop:
             return
+        if self._connecting is None or self._connecting.done() or self._loop is not loop:
+            self._loop = loop
+            self._connecting = asyncio.ensure_future(self._connect(loop))
+            self._connecting.add_done_callback(_consume)
+        await asyncio.shield(self._connecting)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         redis = await loop.run_in_executor(None, _RedisPy)
-        if self._client is not None and self._loop is loop:
-            return  # another caller finished first
         # One retry, on a broken connection only: a pooled connection that died with a Redis
         # restart nobody noticed fails its first command. Never on a timeout: a dead or
         # unreachable node costs one timeout, not several.
         retry = redis.Retry(redis.NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
         options = self._options()
-        if self._cluster:
-            client = redis.RedisCluster.from_url(self._url, retry=retry, **options)
-        else:
-            client = redis.Redis.from_url(self._url, retry=retry, **options)
-        errors = (redis.RedisError, OSError, TimeoutError)
-        if self._cluster:
-            # Learn the slot map now, once: commands racing to do it on first use fail each other
-            # (measured: 2 of 3 bursts of 8 concurrent first commands had a ConnectionError).
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await client.initialize()
-            except errors as exc:
-                self.availability.failed(exc)
-                await _close_quietly(client)
-                raise StoreUnavailable(type(exc).__name__) from None
-        self._client, self._loop, self._errors = client, loop, errors
+        client: Any
+        try:
+            if self._cluster:
+                client = redis.RedisCluster.from_url(self._url, retry=retry, **options)
+                # Learn the slot map now, once: commands racing to do it on first use fail each
+                # other (measured: 2 of 3 bursts of 8 concurrent first commands failed).
+                try:
+                    async with asyncio.timeout(self._timeout_s):
+                        await client.initialize()
+                except BaseException:
+                    await _close_quietly(client)
+                    raise
+            else:
+                client = redis.Redis.from_url(self._url, retry=retry, **options)
+        except Exception as exc:  # whatever redis-py raises: never past the store
+            self.availability.failed(exc)
+            raise StoreUnavailable(type(exc).__name__) from None
+        self._client, self._outage = client, redis.outage
 
     def _ready(self) -> Any:
         """The client, or StoreUnavailable while it is still being made (started here)."""
         loop = asyncio.get_running_loop()
         if self._client is not None and self._loop is loop:
             return self._client
-        if self._connecting is None or self._connecting.done():
-            self._connecting = asyncio.ensure_future(self.connect())
+        if self._connecting is None or self._connecting.done() or self._loop is not loop:
+            self._loop = loop
+            self._client = None
+            self._connecting = asyncio.ensure_future(self._connect(loop))
             self._connecting.add_done_callback(_consume)
         raise StoreUnavailable("connecting")
 
@@ -121,16 +145,26 @@ class RedisStore:
         if not self.availability.usable():
             raise StoreUnavailable("down")
         client = self._ready()
+        budget = request_budget.get()
+        bound = self._timeout_s if budget is None else min(self._timeout_s, budget.left_s)
+        if bound <= 0:
+            raise StoreUnavailable("budget")  # this request has used its time in the store
+        started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(bound):
                 if not self.availability.up:
                     # This call probes a Redis that was down: its pooled connections died with it,
                     # and the first command on one would fail although Redis is back.
                     await self._drop_connections(client)
                 result = await op(client)
-        except self._errors as exc:
-            self.availability.failed(exc)
+        except Exception as exc:  # whatever redis-py raises: never past the store
+            if isinstance(exc, self._outage):
+                self.availability.failed(exc)
+            # Anything else (a command Redis refused) fails this call only, not the store.
             raise StoreUnavailable(type(exc).__name__) from None
+        finally:
+            if budget is not None:
+                budget.left_s -= time.monotonic() - started
         self.availability.succeeded()
         return result
 
@@ -145,18 +179,22 @@ class RedisStore:
         return value
 
     async def set(self, key: str, value: bytes, ttl_s: float, *, only_if_absent: bool = False) -> bool:
-        ms = max(1, int(ttl_s * 1000))
+        ms = _ttl_ms(ttl_s)
         return bool(await self._run(lambda c: c.set(key, value, px=ms, nx=only_if_absent)))
 
     async def delete(self, key: str) -> None:
         await self._run(lambda c: c.delete(key))
 
     async def incr(self, key: str, ttl_s: float) -> int:
-        ms = max(1, int(ttl_s * 1000))
+        ms = _ttl_ms(ttl_s)
 
         async def op(c: Any) -> int:
-            await c.set(key, 0, px=ms, nx=True)  # created with its expiry, never an immortal counter
-            return int(await c.incr(key))
+            # One round trip: created with its expiry (never an immortal counter), then counted.
+            pipe = c.pipeline(transaction=True)
+            pipe.set(key, 0, px=ms, nx=True)
+            pipe.incr(key)
+            results = await pipe.execute()
+            return int(results[-1])
 
         return await self._run(op)
 
@@ -171,6 +209,10 @@ async def _close_quietly(client: Any) -> None:
         await client.aclose()
     except Exception:  # closing a client whose server is gone: nothing to recover
         pass
+
+
+def _ttl_ms(ttl_s: float) -> int:
+    return min(MAX_TTL_MS, max(1, int(ttl_s * 1000)))
 
 
 def _consume(future: asyncio.Future[None]) -> None:

@@ -17,6 +17,7 @@ errors, partial or aborted streams never. A stored answer is compressed (zlib) a
 from __future__ import annotations
 
 import hashlib
+import struct
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,7 +29,9 @@ from aigw.calls.spec import CallSpec
 from aigw.config.model import Target
 from aigw.context import AttemptSource, RequestContext
 from aigw.kinds import EndpointKind
+from aigw.redact import scrubber_for
 from aigw.state.cached_stream import RecordingStream, ReplayStream
+from aigw.state.fingerprint import identity
 from aigw.state.semantic.index import SemanticIndex, semantic_namespace, semantic_text
 from aigw.state.store import PREFIX, Store, StoreUnavailable
 
@@ -39,33 +42,51 @@ NAMESPACE_HEADER = "x-portkey-cache-namespace"
 MAX_CACHED_BODY_BYTES = 4 * 1024 * 1024
 CACHEABLE = frozenset({EndpointKind.CHAT, EndpointKind.COMPLETIONS, EndpointKind.EMBEDDINGS})
 _NOT_IN_KEY = frozenset({"stream", "stream_options"})
-_FORMAT = b"z1"  # a stored value: this prefix, then the zlib-compressed answer
+# A stored value: this prefix, when it was stored (a big-endian double, clock seconds), then
+# the zlib-compressed answer. The time lets a request with a shorter max_age refuse an older one.
+_FORMAT = b"z2"
+_STORED_AT = struct.Struct(">d")
 
 Call = Callable[[Target, RequestContext], Awaitable[Attempt]]
+
+
+def target_scope(target: Target, spec: CallSpec, namespace: str | None) -> dict[str, Any]:
+    """Who may share an answer: the same target (provider, host, provider options such as an
+    Azure deployment, the values of the headers it forwards), the same provider key (by hash),
+    the same cache namespace."""
+    provider_key = target.api_key or spec.request_api_key or ""
+    forwarded = {name: spec.request_headers.get(name) for name in target.forward_headers}
+    return {"kind": spec.kind.value, "target": identity(target), "forwarded": forwarded, "namespace": namespace,
+            "scope": hashlib.sha256(provider_key.encode()).hexdigest()}
 
 
 def cache_key(target: Target, spec: CallSpec, namespace: str | None) -> str:
     body = {k: v for k, v in spec.body.items() if k not in _NOT_IN_KEY}
     body.update((k, v) for k, v in target.override_params.items() if k not in _NOT_IN_KEY)
-    provider_key = target.api_key or spec.request_api_key or ""
-    material = orjson.dumps({
-        "kind": spec.kind.value, "provider": target.provider, "host": target.custom_host, "body": body,
-        "scope": hashlib.sha256(provider_key.encode()).hexdigest(), "namespace": namespace,
-    }, option=orjson.OPT_SORT_KEYS)
+    material = orjson.dumps({**target_scope(target, spec, namespace), "body": body}, option=orjson.OPT_SORT_KEYS)
     return f"{PREFIX}cache:{{{hashlib.sha256(material).hexdigest()}}}"
 
 
-def _encode(answer: bytes) -> bytes:
-    return _FORMAT + zlib.compress(answer, 6)
+def _encode(answer: bytes, stored_at: float) -> bytes:
+    return _FORMAT + _STORED_AT.pack(stored_at) + zlib.compress(answer, 6)
 
 
-def _decode(raw: bytes) -> bytes | None:
-    if not raw.startswith(_FORMAT):
+def _decode(raw: bytes) -> tuple[float, bytes] | None:
+    """(when it was stored, the answer); None for anything this version did not write."""
+    head = len(_FORMAT) + _STORED_AT.size
+    if not raw.startswith(_FORMAT) or len(raw) < head:
         return None
     try:
-        return zlib.decompress(raw[len(_FORMAT):])
+        return _STORED_AT.unpack_from(raw, len(_FORMAT))[0], zlib.decompress(raw[head:])
     except zlib.error:
         return None
+
+
+def _secrets(ctx: RequestContext, spec: CallSpec, attempt: Attempt) -> tuple[str, ...]:
+    """Every key this request carries or used, as the response is scrubbed of them."""
+    tree = ctx.config.secrets if ctx.config is not None else ()
+    found = (attempt.secret, spec.request_api_key, spec.request_headers.get("x-portkey-api-key"), *tree)
+    return tuple(dict.fromkeys(s for s in found if s))
 
 
 def _wants_usage(spec: CallSpec) -> bool:
@@ -77,15 +98,16 @@ class ResponseCache:
     """``semantic``: the semantic index, or None where none is configured (no embedder): then
     ``mode: semantic`` caches exact matches only."""
 
-    def __init__(self, store: Callable[[], Store], semantic: Callable[[], SemanticIndex | None] = lambda: None) -> None:
-        self._store = store
+    def __init__(self, store: Callable[[], Store], clock: Callable[[], float],
+                 semantic: Callable[[], SemanticIndex | None] = lambda: None) -> None:
+        self._store, self._clock = store, clock
         self._semantic = semantic
 
     async def _put(self, key: str, answer: bytes, max_age_s: int) -> None:
         if len(answer) > MAX_CACHED_BODY_BYTES:
             return
         try:
-            await self._store().set(key, _encode(answer), max_age_s)
+            await self._store().set(key, _encode(answer, self._clock()), max_age_s)
         except StoreUnavailable:
             pass  # the store logs the outage once; the client has its answer
 
@@ -106,10 +128,12 @@ class ResponseCache:
             attempt.body = answer
         return attempt
 
-    async def _lookup(self, key: str, target: Target, spec: CallSpec) -> Attempt | None:
+    async def _lookup(self, key: str, target: Target, spec: CallSpec, max_age_s: int) -> Attempt | None:
         raw = await self._store().get(key)  # StoreUnavailable: the caller bypasses the cache
-        answer = _decode(raw) if raw is not None else None
-        return self._hit(target, spec, answer) if answer is not None else None
+        entry = _decode(raw) if raw is not None else None
+        if entry is None or self._clock() - entry[0] > max_age_s:
+            return None  # stored for a longer max_age than this request accepts
+        return self._hit(target, spec, entry[1])
 
     async def through(self, target: Target, ctx: RequestContext, call: Call) -> Attempt:
         """Answer ``target``'s call from the cache, or call it and store a complete success."""
@@ -124,17 +148,18 @@ class ResponseCache:
         key = cache_key(target, spec, namespace)
         semantic = self._semantic() if config.mode == "semantic" and spec.kind is EndpointKind.CHAT else None
         text = semantic_text(spec.body) if semantic is not None else None
-        vector_space = semantic_namespace(target, spec, namespace) if text is not None else ""
+        vector_space = semantic_namespace(target_scope(target, spec, namespace), target, spec) if text else ""
         vector: list[float] | None = None
         try:
             if not refresh:
-                hit = await self._lookup(key, target, spec)
+                hit = await self._lookup(key, target, spec, config.max_age_s)
                 if hit is not None:
                     ctx.cache_status = HIT
                     return hit
             if semantic is not None and text is not None:
                 similar, vector = await semantic.lookup(text, vector_space)
-                hit = await self._lookup(similar, target, spec) if similar is not None and not refresh else None
+                hit = await self._lookup(similar, target, spec, config.max_age_s) \
+                    if similar is not None and not refresh else None
                 if hit is not None:
                     ctx.cache_status = SEMANTIC_HIT
                     return hit
@@ -146,9 +171,11 @@ class ResponseCache:
         if not attempt.ok:
             return attempt
         max_age = config.max_age_s
+        scrubber = scrubber_for(_secrets(ctx, spec, attempt))
 
         async def store(answer: bytes) -> None:
-            await self._put(key, answer, max_age)
+            # Scrubbed as the client got it: a key the provider echoed is never stored.
+            await self._put(key, scrubber.bytes(answer) if scrubber.active else answer, max_age)
             if semantic is not None and vector is not None:
                 await semantic.remember(vector, vector_space, key)
 

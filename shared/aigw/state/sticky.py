@@ -48,9 +48,11 @@ L1_MAX_ENTRIES = 10_000
 _l1_entry = tuple[float, int, frozenset[int]]  # (expires at, target index, failed indexes)
 
 
-def identifier(fields: tuple[str, ...], sources: Mapping[str, Mapping[str, Any]]) -> bytes:
-    """The hash of the named fields' values (a missing value hashes as null)."""
+def identifier(fields: tuple[str, ...], sources: Mapping[str, Mapping[str, Any]]) -> bytes | None:
+    """The hash of the named fields' values (a missing value hashes as null); None when every
+    one is missing: such requests share nothing to stick by, and are balanced as without sticky."""
     h = hashlib.blake2b(digest_size=16)
+    found = False
     for path in fields:
         source, _, rest = path.partition(".")
         value: Any
@@ -61,11 +63,12 @@ def identifier(fields: tuple[str, ...], sources: Mapping[str, Mapping[str, Any]]
             value = sources.get(source)
             for part in rest.split("."):
                 value = value.get(part) if isinstance(value, Mapping) else None
+        found = found or value is not None
         h.update(path.encode())
         h.update(b"\0")
         h.update(orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str))
         h.update(b"\0")
-    return h.digest()
+    return h.digest() if found else None
 
 
 def window(ident: bytes, ttl_s: int, now: float) -> tuple[int, float]:
@@ -128,16 +131,21 @@ class StickyState:
         if len(l1) > L1_MAX_ENTRIES:
             l1.popitem(last=False)
 
-    async def pick(self, node: Target, ident: bytes, skip: frozenset[int] = frozenset()) -> tuple[int, str]:
-        """The index of the target for ``ident`` and how it was decided (HIT, NEW, REPICK).
-        A target in ``skip`` (its circuit is open) is passed over for now, without changing
-        what is stored: the identifier returns to it once the circuit closes."""
+    async def pick(self, node: Target, ident: bytes,
+                   skip: frozenset[int] = frozenset()) -> tuple[int, str, frozenset[int]]:
+        """The index of the target for ``ident``, how it was decided (HIT, NEW, REPICK), and the
+        targets that failed it in this window. A target in ``skip`` (its circuit is open) is
+        passed over for now, without changing what is stored: the identifier returns to it once
+        the circuit closes."""
         index, how, failed = await self._decided(node, ident)
         if index in skip:
             assert node.strategy is not None and node.strategy.sticky is not None
             win, _ = window(ident, node.strategy.sticky.ttl_s, self._clock())
-            return rendezvous(node, ident, win, failed | skip), REPICK
-        return index, how
+            detour = rendezvous(node, ident, win, failed | skip)
+            if detour in skip:  # failures and open circuits cover everything: avoid the open ones
+                detour = rendezvous(node, ident, win, skip)
+            return detour, REPICK, failed
+        return index, how, failed
 
     async def _decided(self, node: Target, ident: bytes) -> tuple[int, str, frozenset[int]]:
         assert node.strategy is not None and node.strategy.sticky is not None
@@ -170,14 +178,16 @@ class StickyState:
     def for_request(self, sources: Mapping[str, Mapping[str, Any]]) -> StickyRequest:
         return StickyRequest(self, sources)
 
-    async def failed(self, node: Target, ident: bytes, index: int) -> None:
-        """The target at ``index`` failed: move the identifier to the next one for this window."""
+    async def failed(self, node: Target, ident: bytes, index: int, known: frozenset[int] = frozenset()) -> None:
+        """The target at ``index`` failed: move the identifier to the next one for this window.
+        ``known``: the targets that had failed it when it was picked (the pick may be older
+        than L1's memory: an LLM call can take longer than that)."""
         assert node.strategy is not None and node.strategy.sticky is not None
         now = self._clock()
         win, left = window(ident, node.strategy.sticky.ttl_s, now)
         key = self._key(node, ident)
         cached = self._l1.get(key)
-        failed = (cached[2] if cached is not None and cached[0] > now else frozenset()) | {index}
+        failed = known | (cached[2] if cached is not None and cached[0] > now else frozenset()) | {index}
         if len(failed) >= len(node.targets):
             failed = frozenset({index})  # all failed in turn: start the round again
         nxt = rendezvous(node, ident, win, failed)
@@ -193,25 +203,32 @@ class StickyState:
 class StickyRequest:
     """One request's view: the values its identifier is made of, and the decisions taken."""
 
-    __slots__ = ("_state", "_sources", "_idents", "decisions")
+    __slots__ = ("_state", "_sources", "_idents", "_failed", "decisions")
 
     def __init__(self, state: StickyState, sources: Mapping[str, Mapping[str, Any]]) -> None:
         self._state, self._sources = state, sources
-        self._idents: dict[str, bytes] = {}
+        self._idents: dict[str, bytes | None] = {}
+        self._failed: dict[str, frozenset[int]] = {}  # per node: what had failed when it was picked
         self.decisions: list[tuple[str, str]] = []  # (node path, HIT | NEW | REPICK)
 
-    def _ident(self, node: Target) -> bytes:
-        ident = self._idents.get(node.path)
-        if ident is None:
+    def _ident(self, node: Target) -> bytes | None:
+        if node.path not in self._idents:
             assert node.strategy is not None and node.strategy.sticky is not None
-            ident = self._idents[node.path] = identifier(node.strategy.sticky.hash_fields, self._sources)
-        return ident
+            self._idents[node.path] = identifier(node.strategy.sticky.hash_fields, self._sources)
+        return self._idents[node.path]
 
-    async def pick(self, node: Target, skip: frozenset[int] = frozenset()) -> Target:
-        index, how = await self._state.pick(node, self._ident(node), skip)
+    async def pick(self, node: Target, skip: frozenset[int] = frozenset()) -> Target | None:
+        ident = self._ident(node)
+        if ident is None:
+            return None  # nothing to stick by: the router balances this request as usual
+        index, how, failed = await self._state.pick(node, ident, skip)
+        self._failed[node.path] = failed
         self.decisions.append((node.path, how))
         return node.targets[index]
 
     async def failed(self, node: Target, chosen: Target) -> None:
+        ident = self._ident(node)
+        if ident is None:
+            return
         index = next(i for i, t in enumerate(node.targets) if t is chosen)
-        await self._state.failed(node, self._ident(node), index)
+        await self._state.failed(node, ident, index, self._failed.get(node.path, frozenset()))

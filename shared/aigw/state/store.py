@@ -10,6 +10,7 @@ callers then degrade (sticky keeps its deterministic pick, the cache is bypassed
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -17,6 +18,22 @@ if TYPE_CHECKING:
 
 # Every key the gateway writes starts with this, so a shared Redis can hold other data too.
 PREFIX = "aigw:"
+
+
+class StoreBudget:
+    """How much time in the store one request has left, across all its commands (a slow but
+    live Redis then costs a request about ``REDIS_TIMEOUT_MS`` in all, however many commands
+    sticky, the breaker and the cache need)."""
+
+    __slots__ = ("left_s",)
+
+    def __init__(self, seconds: float) -> None:
+        self.left_s = seconds
+
+
+# Set per request by the proxy (a context variable: each request is its own task); unset, only
+# each command's own bound applies.
+request_budget: ContextVar[StoreBudget | None] = ContextVar("aigw_store_budget", default=None)
 
 
 class StoreUnavailable(Exception):

@@ -3,6 +3,7 @@
 from aigw.calls.spec import CallSpec
 from aigw.config.parse import parse_config
 from aigw.kinds import EndpointKind
+from aigw.state.response_cache import target_scope
 from aigw.state.semantic.index import semantic_namespace, semantic_text
 from aigw.state.semantic.vectors import MemoryVectorStore
 
@@ -26,16 +27,23 @@ def spec(body, key="sk-a-0123456789"):
                     request_api_key=key, max_response_bytes=1, timeout_ms=1, idle_timeout_ms=1)
 
 
+def space(target, body, key="sk-a-0123456789", namespace=None):
+    s = spec(body, key)
+    return semantic_namespace(target_scope(target, s, namespace), target, s)
+
+
 def test_model_target_scope_and_namespace_separate_vector_spaces():
     target = parse_config({"provider": "openai"}, frozenset())
-    base = semantic_namespace(target, spec({"model": "a", "temperature": 0}), None)
-    assert base == semantic_namespace(target, spec({"model": "a", "temperature": 1}), None)  # only model counts
-    assert base != semantic_namespace(target, spec({"model": "b"}), None)
-    assert base != semantic_namespace(target, spec({"model": "a"}, key="sk-b-0123456789"), None)
-    assert base != semantic_namespace(target, spec({"model": "a"}), "team")
+    base = space(target, {"model": "a", "temperature": 0})
+    assert base == space(target, {"model": "a", "temperature": 1})  # only the model counts of the body
+    assert base != space(target, {"model": "b"})
+    assert base != space(target, {"model": "a"}, key="sk-b-0123456789")
+    assert base != space(target, {"model": "a"}, namespace="team")
+    azure = parse_config({"provider": "azure-openai", "resource_name": "r", "deployment_id": "east"}, frozenset())
+    other = parse_config({"provider": "azure-openai", "resource_name": "r", "deployment_id": "west"}, frozenset())
+    assert space(azure, {"model": "a"}) != space(other, {"model": "a"})
     overridden = parse_config({"provider": "openai", "override_params": {"model": "b"}}, frozenset())
-    assert semantic_namespace(overridden, spec({"model": "a"}), None) == semantic_namespace(
-        target, spec({"model": "b"}), None)
+    assert space(overridden, {"model": "a"}) == space(target, {"model": "b"})
 
 
 async def test_the_memory_index_finds_the_nearest_in_its_namespace_and_stays_bounded():

@@ -49,12 +49,10 @@ def semantic_text(body: Mapping[str, Any]) -> str | None:
     return "\n".join([*(f"system: {s}" for s in system if s), f"user: {last}"])[:MAX_TEXT_CHARS]
 
 
-def semantic_namespace(target: Target, spec: CallSpec, namespace: str | None) -> str:
+def semantic_namespace(scope: Mapping[str, Any], target: Target, spec: CallSpec) -> str:
+    """The vector namespace: the exact cache's scope (``target_scope``) and the model."""
     model = target.override_params.get("model", spec.body.get("model"))
-    provider_key = target.api_key or spec.request_api_key or ""
-    material = orjson.dumps({"kind": spec.kind.value, "provider": target.provider, "host": target.custom_host,
-                             "model": model, "namespace": namespace,
-                             "scope": hashlib.sha256(provider_key.encode()).hexdigest()}, option=orjson.OPT_SORT_KEYS)
+    material = orjson.dumps({**scope, "model": model}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(material).hexdigest()[:32]
 
 
