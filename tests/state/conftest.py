@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
+from aigw.settings import Settings
 from aigw.state.memory import MemoryStore
 from aigw.state.redis_store import RedisStore
 from aigw.state.store import Store
@@ -47,3 +49,18 @@ def client():
     """A plain HTTP client for the gateway the test starts."""
     with httpx.Client(timeout=30) as c:
         yield c
+
+
+@pytest.fixture(params=["embedded", "redis", "redis-tls", "redis-cluster"])
+def backend_settings(request, monkeypatch) -> Settings:
+    """Gateway settings for each cache store in turn: the behavioural tests run on all four."""
+    kind = request.param
+    if kind == "embedded":
+        return Settings()
+    if kind == "redis-tls":
+        server = request.getfixturevalue("redis_tls_server")
+        monkeypatch.setenv("SSL_CERT_FILE", server.ca_file)  # the system trust store, as in production
+    else:
+        server = request.getfixturevalue("redis_cluster" if kind == "redis-cluster" else "redis_server")
+    return replace(Settings(), cache_store="redis", redis_url=server.url, redis_timeout_ms=500,
+                   redis_mode="cluster" if kind == "redis-cluster" else "standalone")

@@ -33,8 +33,8 @@ def post(client, base_url, failing, healthy):
     return r
 
 
-def test_after_the_threshold_the_failing_target_is_skipped(fake_provider, failing):
-    with LocalGateway() as gw, httpx.Client(timeout=30) as client:
+def test_after_the_threshold_the_failing_target_is_skipped(fake_provider, failing, backend_settings):
+    with LocalGateway(backend_settings) as gw, httpx.Client(timeout=30) as client:
         for _ in range(5):
             post(client, gw.base_url, failing, fake_provider)
     assert len(failing.requests) == 2  # two failures opened the circuit: not called again

@@ -165,3 +165,16 @@ async def test_a_request_shares_one_time_budget_across_its_commands(redis_server
     assert store.availability.up  # a spent budget is no outage
     request_budget.set(None)
     await store.close()
+
+
+async def test_the_certificate_must_name_the_host(tmp_path, monkeypatch):
+    from tests.support.redis_servers import RedisServer, make_tls_files
+
+    files = make_tls_files(tmp_path, names=("cache.example",))  # a trusted CA, another host's name
+    with RedisServer(tls=files) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", server.ca_file)
+        store = redis_store(server.url)
+        await store.connect()
+        with pytest.raises(StoreUnavailable):
+            await store.get(PREFIX + "x")
+        await store.close()

@@ -24,15 +24,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["embedded", "redis"])
-def gateway(request):
-    settings = Settings()
-    if request.param == "redis":
-        server = request.getfixturevalue("redis_server")
-        settings = replace(settings, cache_store="redis", redis_url=server.url, redis_timeout_ms=500)
-    clock = Clock()
-    with LocalGateway(settings, clock=clock) as gw:
-        gw.clock = clock
+@pytest.fixture
+def gateway(backend_settings):
+    with LocalGateway(backend_settings) as gw:
         yield gw
 
 

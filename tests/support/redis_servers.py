@@ -74,9 +74,19 @@ class TlsFiles:
     key_file: Path
 
 
-def make_tls_files(directory: Path) -> TlsFiles:
-    """A self-signed CA and a server certificate it signed, for IP 127.0.0.1 and DNS localhost.
-    Carries the key identifiers Python 3.13's VERIFY_X509_STRICT asks for."""
+def _san(name: str) -> Any:
+    from cryptography import x509
+
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def make_tls_files(directory: Path, names: tuple[str, ...] = (HOST, "localhost")) -> TlsFiles:
+    """A self-signed CA and a server certificate it signed, for ``names`` (IP addresses and DNS
+    names; by default IP 127.0.0.1 and DNS localhost). Carries the key identifiers Python 3.13's
+    VERIFY_X509_STRICT asks for."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -103,8 +113,7 @@ def make_tls_files(directory: Path) -> TlsFiles:
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False,
                                          key_encipherment=False, key_agreement=True, **usage), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([_san(name) for name in names]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
@@ -176,8 +185,9 @@ class RedisServer(_StartedInContext):
         return self._process is not None and self._process.poll() is None
 
     def client(self, **kwargs: Any) -> redis.Redis:
-        """A sync client without retries (``kwargs`` override), verifying TLS against ``ca_file``."""
-        tls: dict[str, Any] = {"ssl_ca_certs": self.ca_file} if self.tls else {}
+        """A sync client without retries (``kwargs`` override), verifying TLS against ``ca_file``
+        (the chain only: a test may give its server another host's name, to see a client refuse it)."""
+        tls: dict[str, Any] = {"ssl_ca_certs": self.ca_file, "ssl_check_hostname": False} if self.tls else {}
         options = {"socket_timeout": 5, "retry": no_retries(), **tls, **kwargs}
         return redis.Redis.from_url(self.url, **options)
 
