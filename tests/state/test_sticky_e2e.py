@@ -161,3 +161,22 @@ def test_requests_without_the_hash_field_are_balanced_without_a_sticky_header(fa
                             headers={"x-portkey-config": json.dumps(config)})
             assert r.status_code == 200 and "x-portkey-sticky-status" not in r.headers
     assert len({rec.bearer for rec in fake_provider.requests_for("openai.chat")}) > 1
+
+
+def test_a_sticky_target_that_recovers_within_its_retries_keeps_its_users(fake_provider, backend_settings):
+    from tests.fakes.provider_server import Reply
+
+    config = sticky_config(fake_provider, KEYS[:2])
+    for target in config["targets"]:
+        target["retry"] = {"attempts": 2, "on_status_codes": [503]}
+    user = stable_users(1)[0]
+    with LocalGateway(backend_settings) as gw, httpx.Client(base_url=gw.base_url, timeout=30) as client:
+        first = client.post("/v1/chat/completions", **request(user, config))
+        chosen = fake_provider.requests[-1].bearer
+        fake_provider.script("openai.chat", Reply(status=503, json={"error": {"message": "busy"}}))
+        retried = client.post("/v1/chat/completions", **request(user, config))
+        after = client.post("/v1/chat/completions", **request(user, config))
+    assert first.headers["x-portkey-sticky-status"] == "NEW"
+    assert retried.status_code == 200 and retried.headers["x-portkey-retry-attempt-count"] == "1"
+    assert after.headers["x-portkey-sticky-status"] == "HIT"
+    assert {r.bearer for r in fake_provider.requests_for("openai.chat")} == {chosen}  # never moved
