@@ -116,3 +116,14 @@ def test_semantic_cache_settings():
     assert s.semcache_vector_store_url == "https://idx-abc.svc.us-east-1-aws.pinecone.io"
     assert s.semcache_threshold == 0.95 and s.semcache_embedding_model == "text-embedding-3-small"
     assert "sk-embed" not in repr(s) and "pc-0123456789" not in repr(s)
+
+
+def test_service_keys_are_stripped_and_header_safe():
+    from aigw.settings import LOCAL, Settings
+
+    s = Settings.from_env({"OPENAI_API_KEY": "sk-embed-0123456789\n", "SEMCACHE_PINECONE_SUBDOMAIN": "idx",
+                           "VECTOR_STORE_API_KEY": " pc-0123456789 "}, LOCAL)
+    assert s.openai_api_key == "sk-embed-0123456789" and s.vector_store_api_key == "pc-0123456789"
+    with pytest.raises(ValueError, match="OPENAI_API_KEY") as info:
+        Settings.from_env({"OPENAI_API_KEY": "sk-a\nsk-b"}, LOCAL)
+    assert "sk-a" not in str(info.value)

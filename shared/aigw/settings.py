@@ -108,13 +108,24 @@ def _cache_store(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _header_safe_secret(env: Mapping[str, str], name: str) -> str | None:
+    """A key sent in a header: surrounding whitespace (a trailing newline from a secrets file)
+    dropped; anything a header cannot carry fails the start, naming the setting, not the key."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if any(ord(c) < 0x20 or ord(c) > 0x7E for c in value):
+        raise ValueError(f"{name} holds characters an HTTP header cannot carry")
+    return value
+
+
 def _semantic_cache(env: Mapping[str, str]) -> dict[str, Any]:
     subdomain = (env.get("SEMCACHE_PINECONE_SUBDOMAIN") or "").strip() or None
     url = (env.get("SEMCACHE_VECTOR_STORE_URL") or "").strip() or None
     if url is None and subdomain is not None:
         # The index host without its ".pinecone.io": "my-index-abc123.svc.us-east-1-aws".
         url = f"https://{subdomain.removesuffix('.pinecone.io')}.pinecone.io"
-    api_key = env.get("VECTOR_STORE_API_KEY") or None
+    api_key = _header_safe_secret(env, "VECTOR_STORE_API_KEY")
     if url is not None and api_key is None:
         raise ValueError("a Pinecone vector store (SEMCACHE_PINECONE_SUBDOMAIN) needs VECTOR_STORE_API_KEY")
     raw_threshold = (env.get("SEMCACHE_SIMILARITY_THRESHOLD") or "").strip()
@@ -125,7 +136,7 @@ def _semantic_cache(env: Mapping[str, str]) -> dict[str, Any]:
     if not 0 < threshold <= 1:
         raise ValueError("SEMCACHE_SIMILARITY_THRESHOLD must be above 0 and at most 1")
     return {
-        "openai_api_key": env.get("OPENAI_API_KEY") or None,
+        "openai_api_key": _header_safe_secret(env, "OPENAI_API_KEY"),
         "semcache_embeddings_url": (env.get("SEMCACHE_EMBEDDINGS_URL") or "").strip() or "https://api.openai.com/v1",
         "semcache_embedding_model": (env.get("SEMCACHE_EMBEDDING_MODEL") or "").strip() or "text-embedding-3-small",
         "semcache_pinecone_subdomain": subdomain,

@@ -361,3 +361,16 @@ async def test_a_request_with_nothing_to_stick_by_is_balanced_as_usual():
         e.sticky = NoIdentifier()
         picks.add((await route(tree(STICKY_LB), call, e)).leaf.api_key)
     assert picks == {"a", "b"}
+
+
+async def test_a_sticky_target_that_was_never_called_did_not_fail():
+    class Skipped(ScriptedCall):
+        async def __call__(self, leaf):
+            attempt = await super().__call__(leaf)
+            attempt.source = "skipped"  # the request's time ran out before the call
+            return attempt
+
+    e = env()
+    e.sticky = picker = RecordingPicker()
+    await route(tree(STICKY_LB), Skipped({"a": [fail(504)], "b": [ok()]}), e)
+    assert picker.failed_targets == []

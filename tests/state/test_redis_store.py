@@ -178,3 +178,30 @@ async def test_the_certificate_must_name_the_host(tmp_path, monkeypatch):
         with pytest.raises(StoreUnavailable):
             await store.get(PREFIX + "x")
         await store.close()
+
+
+async def test_a_request_out_of_budget_is_no_outage(redis_server):
+    from aigw.state.store import StoreBudget, request_budget
+
+    store = redis_store(redis_server.url)
+    await store.connect()
+    request_budget.set(StoreBudget(0.00001))  # less than any command takes: the budget, not Redis, runs out
+    with pytest.raises(StoreUnavailable, match="budget"):
+        await store.get(PREFIX + "x")
+    request_budget.set(None)
+    assert store.availability.up
+    await store.close()
+
+
+async def test_a_broken_redis_py_is_reported_and_never_raised(redis_server, monkeypatch, caplog):
+    from aigw.state import redis_store as module
+
+    def broken():
+        raise ImportError("no redis here")
+
+    monkeypatch.setattr(module, "_RedisPy", broken)
+    store = redis_store(redis_server.url)
+    caplog.set_level(logging.WARNING, logger="aigw")
+    with pytest.raises(StoreUnavailable):
+        await store.connect()
+    assert not store.availability.up and "ImportError" in caplog.text

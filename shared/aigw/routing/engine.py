@@ -91,9 +91,13 @@ def _ok(status: int) -> bool:
     return 200 <= status < 300
 
 
-def _target_failed(status: int) -> bool:
+def _target_failed(attempt: AttemptLike) -> bool:
     """The target's fault (moves a sticky identifier on), not the request's: a 400 the client
-    caused would fail on any target."""
+    caused would fail on any target, and a target that was never called (skipped when the
+    request's time ran out) did not fail."""
+    if getattr(attempt, "source", "provider") != "provider":
+        return False
+    status = attempt.status
     return status >= 500 or status in (408, 429)
 
 
@@ -130,7 +134,7 @@ async def _loadbalance(node: Target, call: Call[A], env: RouterEnv) -> Outcome[A
         chosen = weighted_pick([t for i, t in enumerate(node.targets) if i not in skip] if skip else node.targets,
                                env.rng)
     outcome = await route(chosen, call, env)
-    if stuck and picker is not None and _target_failed(outcome.attempt.status):
+    if stuck and picker is not None and _target_failed(outcome.attempt):
         await picker.failed(node, chosen)
     if env.breaker is not None and chosen.breaker is not None:
         await env.breaker.record(node, _position(node, chosen), outcome.attempt)

@@ -212,7 +212,7 @@ class StreamAssembler:
 class RecordingStream:
     """Passes a live stream on and, once it completed cleanly, hands its answer to ``store``."""
 
-    def __init__(self, inner: EventStream, store: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    def __init__(self, inner: EventStream, store: Callable[[dict[str, Any]], Awaitable[None] | None]) -> None:
         self._inner, self._store = inner, store
 
     async def events(self, on_error: Callable[[GatewayError], None] | None = None) -> AsyncGenerator[bytes, None]:
@@ -237,7 +237,9 @@ class RecordingStream:
         try:
             answer = assembler.answer()
             if answer is not None:
-                await self._store(answer)  # after the last event: the client already has it all
+                stored = self._store(answer)  # after the last event: the client already has it all
+                if stored is not None:
+                    await stored
         except Exception as exc:  # storing is best effort: never an error after a complete stream
             log.error("could not store a completed stream in the cache: %s", type(exc).__name__)
 

@@ -73,7 +73,8 @@ class RedisStore:
         self._timeout_s = timeout_s
         self.availability = Availability("redis", clock)
         self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None  # the loop the client belongs to
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the connect in progress
         self._connecting: asyncio.Future[None] | None = None
         self._outage: tuple[type[BaseException], ...] = ()
 
@@ -85,6 +86,7 @@ class RedisStore:
             # No CLIENT SETINFO on each new connection: two round trips less before the first
             # command, which matters when a connection is made inside a command's bound.
             "driver_info": None,
+            "protocol": 2,  # RESP2: no HELLO round trip on each new connection
         }
         if self._url.startswith("rediss://"):
             options.update(ssl_cert_reqs="required", ssl_check_hostname=True)
@@ -95,7 +97,7 @@ class RedisStore:
         map). Idempotent per event loop; concurrent callers share one attempt.
         StoreUnavailable if Redis cannot be reached (the store then connects on a later use)."""
         loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
+        if self._client is not None and self._client_loop is loop:
             return
         if self._connecting is None or self._connecting.done() or self._loop is not loop:
             self._loop = loop
@@ -104,7 +106,11 @@ class RedisStore:
         await asyncio.shield(self._connecting)
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
-        redis = await loop.run_in_executor(None, _RedisPy)
+        try:
+            redis = await loop.run_in_executor(None, _RedisPy)
+        except Exception as exc:  # redis-py missing or broken: logged once, retried on later use
+            self.availability.failed(exc)
+            raise StoreUnavailable(type(exc).__name__) from None
         # One retry, on a broken connection only: a pooled connection that died with a Redis
         # restart nobody noticed fails its first command. Never on a timeout: a dead or
         # unreachable node costs one timeout, not several.
@@ -127,16 +133,17 @@ class RedisStore:
         except Exception as exc:  # whatever redis-py raises: never past the store
             self.availability.failed(exc)
             raise StoreUnavailable(type(exc).__name__) from None
-        self._client, self._outage = client, redis.outage
+        # A client of another loop (tests run several) is dropped, not closed: its connections
+        # belong to that loop, which may be gone.
+        self._client, self._client_loop, self._outage = client, loop, redis.outage
 
     def _ready(self) -> Any:
         """The client, or StoreUnavailable while it is still being made (started here)."""
         loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
+        if self._client is not None and self._client_loop is loop:
             return self._client
         if self._connecting is None or self._connecting.done() or self._loop is not loop:
             self._loop = loop
-            self._client = None
             self._connecting = asyncio.ensure_future(self._connect(loop))
             self._connecting.add_done_callback(_consume)
         raise StoreUnavailable("connecting")
@@ -149,6 +156,7 @@ class RedisStore:
         bound = self._timeout_s if budget is None else min(self._timeout_s, budget.left_s)
         if bound <= 0:
             raise StoreUnavailable("budget")  # this request has used its time in the store
+        by_budget = bound < self._timeout_s
         started = time.monotonic()
         try:
             async with asyncio.timeout(bound):
@@ -158,6 +166,8 @@ class RedisStore:
                     await self._drop_connections(client)
                 result = await op(client)
         except Exception as exc:  # whatever redis-py raises: never past the store
+            if by_budget and isinstance(exc, TimeoutError):
+                raise StoreUnavailable("budget") from None  # the request's time ran out, not Redis
             if isinstance(exc, self._outage):
                 self.availability.failed(exc)
             # Anything else (a command Redis refused) fails this call only, not the store.
@@ -200,7 +210,7 @@ class RedisStore:
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
+        if client is not None and self._client_loop is asyncio.get_running_loop():
             await _close_quietly(client)
 
 

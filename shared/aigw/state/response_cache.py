@@ -16,14 +16,16 @@ errors, partial or aborted streams never. A stored answer is compressed (zlib) a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import struct
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import orjson
 
+from aigw.auth import Principal
 from aigw.calls.attempt import Attempt
 from aigw.calls.spec import CallSpec
 from aigw.config.model import Target
@@ -50,20 +52,22 @@ _STORED_AT = struct.Struct(">d")
 Call = Callable[[Target, RequestContext], Awaitable[Attempt]]
 
 
-def target_scope(target: Target, spec: CallSpec, namespace: str | None) -> dict[str, Any]:
+def target_scope(target: Target, spec: CallSpec, namespace: str | None,
+                 principal: Principal | None = None) -> dict[str, Any]:
     """Who may share an answer: the same target (provider, host, provider options such as an
     Azure deployment, the values of the headers it forwards), the same provider key (by hash),
-    the same cache namespace."""
+    the same gateway key (later: organisation), the same cache namespace."""
     provider_key = target.api_key or spec.request_api_key or ""
     forwarded = {name: spec.request_headers.get(name) for name in target.forward_headers}
     return {"kind": spec.kind.value, "target": identity(target), "forwarded": forwarded, "namespace": namespace,
-            "scope": hashlib.sha256(provider_key.encode()).hexdigest()}
+            "scope": hashlib.sha256(provider_key.encode()).hexdigest(),
+            "caller": principal.key_id if principal is not None else None}
 
 
-def cache_key(target: Target, spec: CallSpec, namespace: str | None) -> str:
+def cache_key(target: Target, spec: CallSpec, scope: Mapping[str, Any]) -> str:
     body = {k: v for k, v in spec.body.items() if k not in _NOT_IN_KEY}
     body.update((k, v) for k, v in target.override_params.items() if k not in _NOT_IN_KEY)
-    material = orjson.dumps({**target_scope(target, spec, namespace), "body": body}, option=orjson.OPT_SORT_KEYS)
+    material = orjson.dumps({**scope, "body": body}, option=orjson.OPT_SORT_KEYS)
     return f"{PREFIX}cache:{{{hashlib.sha256(material).hexdigest()}}}"
 
 
@@ -102,14 +106,23 @@ class ResponseCache:
                  semantic: Callable[[], SemanticIndex | None] = lambda: None) -> None:
         self._store, self._clock = store, clock
         self._semantic = semantic
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def _put(self, key: str, answer: bytes, max_age_s: int) -> None:
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Work the client must not wait for (a vector upsert, storing a finished stream); kept
+        referenced until done. On Lambda it runs while the environment runs (best effort)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _put(self, key: str, answer: bytes, max_age_s: int) -> bool:
+        """Whether the answer was stored."""
         if len(answer) > MAX_CACHED_BODY_BYTES:
-            return
+            return False
         try:
-            await self._store().set(key, _encode(answer, self._clock()), max_age_s)
+            return await self._store().set(key, _encode(answer, self._clock()), max_age_s)
         except StoreUnavailable:
-            pass  # the store logs the outage once; the client has its answer
+            return False  # the store logs the outage once; the client has its answer
 
     @staticmethod
     def _hit(target: Target, spec: CallSpec, answer: bytes) -> Attempt | None:
@@ -123,7 +136,10 @@ class ResponseCache:
         usage = parsed.get("usage")
         attempt.usage = usage if isinstance(usage, dict) else None
         if spec.stream:
-            attempt.stream = ReplayStream(parsed, _wants_usage(spec))
+            try:
+                attempt.stream = ReplayStream(parsed, _wants_usage(spec))
+            except (AttributeError, TypeError, KeyError, ValueError):
+                return None  # an answer of a shape this cache cannot replay: a miss, never a 500
         else:
             attempt.body = answer
         return attempt
@@ -144,11 +160,11 @@ class ResponseCache:
             return await call(target, ctx)
         headers = spec.request_headers
         refresh = headers.get(FORCE_REFRESH_HEADER, "").strip().lower() in ("true", "1")
-        namespace = headers.get(NAMESPACE_HEADER) or None
-        key = cache_key(target, spec, namespace)
+        scope = target_scope(target, spec, headers.get(NAMESPACE_HEADER) or None, ctx.principal)
+        key = cache_key(target, spec, scope)
         semantic = self._semantic() if config.mode == "semantic" and spec.kind is EndpointKind.CHAT else None
         text = semantic_text(spec.body) if semantic is not None else None
-        vector_space = semantic_namespace(target_scope(target, spec, namespace), target, spec) if text else ""
+        vector_space = semantic_namespace(scope, target, spec) if text else ""
         vector: list[float] | None = None
         try:
             if not refresh:
@@ -157,12 +173,12 @@ class ResponseCache:
                     ctx.cache_status = HIT
                     return hit
             if semantic is not None and text is not None:
-                similar, vector = await semantic.lookup(text, vector_space)
-                hit = await self._lookup(similar, target, spec, config.max_age_s) \
-                    if similar is not None and not refresh else None
-                if hit is not None:
-                    ctx.cache_status = SEMANTIC_HIT
-                    return hit
+                similar, vector = await semantic.lookup(text, vector_space, ctx.remaining_s())
+                for candidate in similar if not refresh else ():
+                    hit = await self._lookup(candidate, target, spec, config.max_age_s)
+                    if hit is not None:  # the best match whose answer is still live
+                        ctx.cache_status = SEMANTIC_HIT
+                        return hit
         except StoreUnavailable:
             ctx.cache_status = BYPASS
             return await call(target, ctx)
@@ -175,12 +191,13 @@ class ResponseCache:
 
         async def store(answer: bytes) -> None:
             # Scrubbed as the client got it: a key the provider echoed is never stored.
-            await self._put(key, scrubber.bytes(answer) if scrubber.active else answer, max_age)
-            if semantic is not None and vector is not None:
-                await semantic.remember(vector, vector_space, key)
+            stored = await self._put(key, scrubber.bytes(answer) if scrubber.active else answer, max_age)
+            if stored and semantic is not None and vector is not None:
+                self._later(semantic.remember(vector, vector_space, key))
 
         if attempt.stream is not None:
-            attempt.stream = RecordingStream(attempt.stream, lambda answer: store(orjson.dumps(answer)))
+            attempt.stream = RecordingStream(attempt.stream,
+                                             lambda answer: self._later(store(orjson.dumps(answer))))
         else:
             await store(attempt.body)
         return attempt

@@ -34,6 +34,10 @@ async def post_json(transport: Transport, url: str, headers: Mapping[str, str], 
             response = None  # read to its end: the connection went back to the pool
     except TimeoutError:
         raise TransportError("timed out") from None
+    except TransportError:
+        raise
+    except Exception as exc:  # a header value the HTTP client refuses, say: never past this call
+        raise TransportError(type(exc).__name__) from None
     finally:
         if response is not None:
             response.close()

@@ -13,6 +13,10 @@ class EmbeddingFailed(Exception):
     """No embedding: the semantic lookup is skipped (the request goes on as a cache miss)."""
 
 
+class EmbeddingRefused(EmbeddingFailed):
+    """The embedder refused this text (400, 413, 422): a miss for this request, not an outage."""
+
+
 class Embedder(Protocol):
     async def embed(self, text: str) -> list[float]: ...
 
@@ -30,6 +34,8 @@ class OpenAIEmbedder:
                                            {"model": self._model, "input": text}, self._timeout_s)
         except TransportError as exc:
             raise EmbeddingFailed(str(exc)) from None
+        if status in (400, 413, 422):
+            raise EmbeddingRefused(f"embeddings refused the text ({status})")
         try:
             vector = body["data"][0]["embedding"] if status == 200 else None
         except (KeyError, IndexError, TypeError):
