@@ -97,7 +97,7 @@ _NO_STICKY: list[tuple[str, str]] = []  # shared and never appended to: a sticky
 
 class RequestContext:
     __slots__ = ("request", "trace_id", "error_format", "deadline", "started_at", "started_mono", "principal",
-                 "config", "spec", "metadata", "_tries", "_records", "usage", "cache_status", "sticky", "hook_results",
+                 "config", "spec", "metadata", "_tries", "_records", "usage", "cache_status", "sticky", "hook_results", "response_body",
                  "last_used_path", "retries", "status", "error", "stream_broken", "completion", "_callbacks")
 
     def __init__(self, request: GatewayRequest, trace_id: str, error_format: ErrorFormat = ErrorFormat.OPENAI,
@@ -123,6 +123,9 @@ class RequestContext:
         # Sticky loadbalance decisions taken for this request: (node path, HIT | NEW | REPICK).
         self.sticky: list[tuple[str, str]] = _NO_STICKY
         self.hook_results: list[Any] = []
+        # The body the client got (a stream: the answer assembled from it), kept only when a
+        # completion callback will read it (the log record).
+        self.response_body: bytes | None = None
         # The target that answered, its retries (-1: they ran out), the status sent, and the error
         # the client was told (a stream's error event included).
         self.last_used_path: str | None = None
@@ -173,6 +176,11 @@ class RequestContext:
 
     def on_complete(self, callback: CompletionCallback) -> None:
         self._callbacks.append(callback)
+
+    @property
+    def observed(self) -> bool:
+        """Whether anything will read this request once it is over (then its body is kept)."""
+        return bool(self._callbacks)
 
     def stream_failed(self, error: GatewayError) -> None:
         """The stream ended with an error event (it broke or stalled after its first byte)."""

@@ -219,8 +219,16 @@ class Gateway:
         return self._store.get()
 
     async def start(self) -> None:
-        """What a long-lived server does before its first request: connect the cache store, so
-        that no request finds it still importing redis-py."""
+        """What a long-lived server does before its first request: start the log pipeline, and
+        connect the cache store, so that no request finds it still importing redis-py."""
+        if self.settings.log_folder is not None and "logs" not in self.memo:
+            from aigw.logs.pipeline import LocalLogPipeline
+            from aigw.logs.stores.folder import FolderStore
+
+            pipeline = self.memo["logs"] = LocalLogPipeline(FolderStore(self.settings.log_folder),
+                                                            self.settings.service_name)
+            pipeline.start()
+            self.completion_callbacks.append(pipeline)
         connect = getattr(self.store, "connect", None)
         if connect is not None:
             try:
@@ -229,6 +237,10 @@ class Gateway:
                 pass  # logged by the store; it connects again on later use, the server starts anyway
 
     async def close(self) -> None:
+        pipeline = self.memo.pop("logs", None)
+        if pipeline is not None:
+            await pipeline.close()  # what is queued is written before the server goes
+            self.completion_callbacks.remove(pipeline)
         for service in (self._transport, self._infra_transport, self._store):
             await service.close()
 

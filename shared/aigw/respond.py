@@ -61,12 +61,33 @@ def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: tuple[str, 
         headers["content-type"] = SSE_CT
         headers["cache-control"] = "no-cache"
         events = _counting_usage(ctx, attempt.stream.events(on_error=ctx.stream_failed))
+        if ctx.observed:
+            events = _keeping_answer(ctx, events)
         return GatewayResponse(attempt.status, headers, stream=scrubber.stream(events) if scrubber.active else events)
     headers["content-type"] = JSON_CT
     if attempt.error is None:
         ctx.usage = attempt.usage
-        return GatewayResponse(attempt.status, headers, scrubber.bytes(attempt.body))
+        body = scrubber.bytes(attempt.body)
+        if ctx.observed:
+            ctx.response_body = body
+        return GatewayResponse(attempt.status, headers, body)
     return GatewayResponse(attempt.status, headers, scrubber.bytes(render_error(attempt.error, ctx.error_format)))
+
+
+async def _keeping_answer(ctx: RequestContext, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """Pass events on; the answer they amount to is kept for whoever reads the request after."""
+    from aigw.state.cached_stream import StreamAssembler
+
+    assembler = StreamAssembler()
+    try:
+        async for event in events:
+            assembler.feed(event)
+            yield event
+    finally:
+        await aclose(events)
+        answer = assembler.answer()
+        if answer is not None:
+            ctx.response_body = orjson.dumps(answer)
 
 
 async def _counting_usage(ctx: RequestContext, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:

@@ -32,9 +32,12 @@ class ShellDefaults(NamedTuple):
     trusted_custom_hosts: frozenset[str]
     # A non-streamed provider answer larger than this is refused (502) instead of buffered.
     max_response_bytes: int
+    # Whether request logs go to LOG_FOLDER by default (the local server); the cloud shells log
+    # through their queue (logging-pipeline issue), never to a read-only or ephemeral disk.
+    logs_to_folder: bool = False
 
 
-LOCAL = ShellDefaults("local", "aiohttp", DEFAULT_TRUSTED_HOSTS, 64 * MIB)
+LOCAL = ShellDefaults("local", "aiohttp", DEFAULT_TRUSTED_HOSTS, 64 * MIB, logs_to_folder=True)
 LAMBDA_ROUTE = ShellDefaults("lambda", "stdlib", frozenset(), LAMBDA_MAX_PROVIDER_BODY)
 LAMBDA_STREAM = ShellDefaults("lambda-stream", "aiohttp", frozenset(), LAMBDA_STREAM_RESPONSE_LIMIT)
 AZURE = ShellDefaults("azure", "aiohttp", frozenset(), 64 * MIB)
@@ -119,6 +122,22 @@ def _header_safe_secret(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+LOG_STORES_LATER = ("s3", "s3_assume", "wasabi", "gcs", "netapp", "s3_custom", "azure", "mongo")
+
+
+def _log_folder(env: Mapping[str, str], shell: ShellDefaults) -> str | None:
+    store = (env.get("LOG_STORE") or "").strip().lower()
+    if store and store != "folder":
+        # Never a deployment that believes it logs and drops every record.
+        known = store in LOG_STORES_LATER
+        raise ValueError(f"LOG_STORE={store} is {'not available in this build yet' if known else 'unknown'}; "
+                         "unset it (or set LOG_STORE=folder) to log to LOG_FOLDER")
+    folder = (env.get("LOG_FOLDER") or "").strip()
+    if folder:
+        return folder
+    return "logs" if store == "folder" or shell.logs_to_folder else None
+
+
 def _semantic_cache(env: Mapping[str, str]) -> dict[str, Any]:
     subdomain = (env.get("SEMCACHE_PINECONE_SUBDOMAIN") or "").strip() or None
     url = (env.get("SEMCACHE_VECTOR_STORE_URL") or "").strip() or None
@@ -195,6 +214,8 @@ class Settings:
     vector_store_api_key: str | None = field(default=None, repr=False)
     semcache_threshold: float = 0.95
     semcache_timeout_ms: int = 2000
+    # Request logs: a folder of JSON documents (the local server's default), or none.
+    log_folder: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], shell: ShellDefaults) -> Settings:
@@ -229,4 +250,5 @@ class Settings:
             upstream_client=_choice(env, "UPSTREAM_CLIENT", ("aiohttp", "stdlib"), shell.upstream_client),
             **_cache_store(env),
             **_semantic_cache(env),
+            log_folder=_log_folder(env, shell),
         )

@@ -1,0 +1,93 @@
+"""The in-process log pipeline of a long-lived server (``make run``): the completion callback
+builds each request's record and queues it; a task drains the queue in batches into the log
+store, in a worker thread (file and network writes never block the event loop). Logging adds no
+client-visible latency (the callback only builds and queues) and never fails a request.
+
+A record that cannot be written is retried a few times, then written as one structured line to
+stderr (never lost silently) and counted. Closing the pipeline writes what is still queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+
+import orjson
+
+from aigw.context import RequestContext
+from aigw.logs.record import LogRecord, build_record
+from aigw.logs.stores.base import LogStore
+
+log = logging.getLogger("aigw")
+
+BATCH = 100
+ATTEMPTS = 3
+
+
+class LocalLogPipeline:
+    def __init__(self, store: LogStore, service: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self._service, self._clock = store, service, clock
+        self._queue: asyncio.Queue[LogRecord] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.ensure_future(self._drain())
+
+    def __call__(self, ctx: RequestContext) -> None:
+        """The completion callback: one record per request, queued."""
+        if self._queue is None:
+            return
+        self._queue.put_nowait(build_record(ctx, self._service, self._clock()))
+
+    async def _drain(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            await loop.run_in_executor(None, self._write, batch)
+            for _ in batch:
+                queue.task_done()
+
+    def _write(self, batch: list[LogRecord]) -> None:
+        for record in batch:
+            for attempt in range(ATTEMPTS):
+                try:
+                    self.store.put(record)
+                    self.written += 1
+                    break
+                except Exception as exc:  # a store failure: retried, then kept on stderr
+                    if attempt == ATTEMPTS - 1:
+                        self.failed += 1
+                        _to_stderr(record, exc)
+                    else:
+                        time.sleep(0.05 * (attempt + 1))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._queue = None
+
+
+def _to_stderr(record: LogRecord, error: Exception) -> None:
+    """The record, already free of secrets, as one line a log collector keeps."""
+    line = b'{"event":"log_record_unwritten","error":' + orjson.dumps(type(error).__name__) + \
+        b',"log_id":' + orjson.dumps(record.log_id) + b',"record":' + record.document + b"}\n"
+    sys.stderr.buffer.write(line)
+    sys.stderr.flush()
+    log.error("log record %s could not be written (%s)", record.log_id, type(error).__name__)

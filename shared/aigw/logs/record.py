@@ -1,0 +1,116 @@
+"""The log record: one document per request, built from its context once the response is over.
+
+Versioned (``schema_version``); the analytics row is derived from it. Plain dicts and orjson:
+the route functions must not import pydantic for it (the writer may validate).
+
+No secret leaves here: headers that carry credentials (``Authorization``, ``x-portkey-api-key``,
+``x-api-key``, ``api-key``, cookies) and ``x-portkey-config`` (it may hold provider keys) are left
+out, and the whole serialised document is then scrubbed of every key the request carried or
+used (provider keys in the config, the client's key, the gateway key), in their JSON-escaped
+forms too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from aigw.context import AttemptSource, RequestContext
+from aigw.redact import scrubber_for
+
+SCHEMA_VERSION = 1
+_CREDENTIAL_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "x-portkey-api-key", "x-api-key", "api-key", "cookie", "set-cookie",
+    "x-portkey-config",
+})
+
+
+class LogRecord:
+    """A serialised record and what a store files it under."""
+
+    __slots__ = ("log_id", "organisation", "day", "document")
+
+    def __init__(self, log_id: str, organisation: str, day: str, document: bytes) -> None:
+        self.log_id, self.organisation, self.day, self.document = log_id, organisation, day, document
+
+
+def _secrets(ctx: RequestContext) -> tuple[str, ...]:
+    headers = ctx.request.headers
+    found: list[str | None] = [headers.get("x-portkey-api-key"), headers.get("x-api-key"), headers.get("api-key")]
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        found.append(authorization[7:].strip())
+    if ctx.spec is not None:
+        found.append(ctx.spec.request_api_key)
+    if ctx.config is not None:
+        found.extend(ctx.config.secrets)
+    return tuple(dict.fromkeys(s for s in found if s))
+
+
+def _json_or_text(raw: bytes | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def build_record(ctx: RequestContext, service: str, ended_mono: float) -> LogRecord:
+    log_id = uuid.uuid4().hex
+    started = datetime.datetime.fromtimestamp(ctx.started_at, datetime.UTC)
+    attempts = ctx.attempts
+    upstream_ms = sum(a.duration_ms for a in attempts if a.source is AttemptSource.PROVIDER)
+    total_ms = (ended_mono - ctx.started_mono) * 1000
+    spec = ctx.spec
+    request_body: Any = spec.body if spec is not None else _json_or_text(ctx.request.body)
+    response_body = _json_or_text(ctx.response_body)
+    model = (response_body.get("model") if isinstance(response_body, Mapping) else None) or (
+        request_body.get("model") if isinstance(request_body, Mapping) else None)
+    last = attempts[-1] if attempts else None
+    error = ctx.error
+    organisation = "default"  # one organisation until the control plane names them
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "id": log_id,
+        "trace_id": ctx.trace_id,
+        "service": service,
+        "organisation": organisation,
+        "caller": ctx.principal.key_id if ctx.principal is not None else None,
+        "created_at": started.isoformat(),
+        "latency_ms": {"total": round(total_ms, 3), "upstream": round(upstream_ms, 3),
+                       "gateway": round(max(total_ms - upstream_ms, 0.0), 3)},
+        "method": ctx.request.method,
+        "route": ctx.request.path,
+        "endpoint": spec.kind.value if spec is not None else None,
+        "stream": bool(spec and spec.stream),
+        "provider": last.provider if last is not None else None,
+        "model": model,
+        "status": ctx.status,
+        "completion": ctx.completion.value if ctx.completion is not None else None,
+        "last_used_option_index": ctx.last_used_path,
+        "retry_count": ctx.retries,
+        "attempts": [{"path": a.path, "provider": a.provider, "source": a.source.value, "status": a.status,
+                      "started_ms": round(a.started_ms, 3), "duration_ms": round(a.duration_ms, 3),
+                      "retry_index": a.retry_index, "retried": a.retried, "error_code": a.error_code}
+                     for a in attempts],
+        "cache_status": ctx.cache_status,
+        "sticky": [{"path": path, "decision": decision} for path, decision in ctx.sticky],
+        "usage": ctx.usage,
+        "metadata": dict(ctx.metadata),
+        "request": {"headers": {k: v for k, v in ctx.request.headers.items() if k not in _CREDENTIAL_HEADERS},
+                    "body": request_body},
+        "response": {"body": response_body,
+                     "error": {"message": error.message, "type": error.type, "code": error.code}
+                     if error is not None else None},
+        "hook_results": ctx.hook_results,
+    }
+    raw = orjson.dumps(document, default=str)
+    scrubber = scrubber_for(_secrets(ctx))
+    if scrubber.active:
+        raw = scrubber.bytes(raw)
+    return LogRecord(log_id, organisation, started.strftime("%Y/%m/%d"), raw)

@@ -1,0 +1,125 @@
+"""Request logs through the local server into the folder store: one document per request, every
+field, and no secret in any stored byte."""
+
+import json
+import time
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from aigw.logs.pipeline import LocalLogPipeline
+from aigw.logs.record import LogRecord
+from aigw.logs.stores.folder import FolderStore
+from aigw.settings import Settings
+from tests.fakes.provider_server import Reply
+from tests.support.local_gateway import LocalGateway
+
+PROVIDER_KEY = "sk-log-provider-0123456789"
+CONFIG_KEY = "sk-log-config-key-0123456789"
+GATEWAY_KEY = "pk-log-gateway-key-0123456789"
+
+
+def documents(root, expect=None, within_s=10.0):
+    """The stored documents, once ``expect`` of them are there (they are written off the request)."""
+    end = time.monotonic() + within_s
+    while True:
+        found = [json.loads(p.read_bytes()) for p in sorted(root.rglob("*.json"))]
+        if expect is None or len(found) >= expect or time.monotonic() > end:
+            return found
+        time.sleep(0.01)
+
+
+def every_byte(root):
+    return b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def logged(tmp_path):
+    with LocalGateway(replace(Settings(), log_folder=str(tmp_path), service_name="edge-1")) as gw:
+        yield gw, tmp_path
+
+
+def test_each_request_is_one_document_with_what_happened(logged, fake_provider):
+    gw, root = logged
+    config = {"strategy": {"mode": "fallback"}, "targets": [
+        {"provider": "openai", "api_key": CONFIG_KEY, "custom_host": "http://127.0.0.1:1/v1"},
+        {"provider": "openai", "api_key": CONFIG_KEY, "custom_host": fake_provider.base_url + "/v1"}]}
+    with httpx.Client(base_url=gw.base_url, timeout=30) as client:
+        r = client.post("/v1/chat/completions", json={"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]},
+                        headers={"x-portkey-config": json.dumps(config), "x-portkey-trace-id": "trace-1",
+                                 "x-portkey-metadata": json.dumps({"team": "a"}), "x-portkey-api-key": GATEWAY_KEY})
+        assert r.status_code == 200
+    [doc] = documents(root, 1)
+    assert doc["schema_version"] == 1 and doc["trace_id"] == "trace-1" and doc["service"] == "edge-1"
+    assert doc["route"] == "/v1/chat/completions" and doc["endpoint"] == "chat" and doc["status"] == 200
+    assert doc["provider"] == "openai" and doc["model"] == r.json()["model"]
+    assert doc["last_used_option_index"] == "config.targets[1]" and doc["completion"] == "sent"
+    assert [a["status"] for a in doc["attempts"]] == [502, 200]
+    assert doc["usage"] == r.json()["usage"] and doc["metadata"] == {"team": "a"}
+    assert doc["request"]["body"]["messages"][0]["content"] == "hi"
+    assert doc["response"]["body"] == r.json()
+    latency = doc["latency_ms"]
+    assert latency["total"] >= latency["upstream"] > 0 and latency["gateway"] >= 0
+    assert "x-portkey-config" not in doc["request"]["headers"]
+    stored = every_byte(root)
+    assert CONFIG_KEY.encode() not in stored and GATEWAY_KEY.encode() not in stored
+
+
+def test_a_stream_is_logged_as_the_answer_it_amounts_to(logged, fake_provider):
+    gw, root = logged
+    with httpx.Client(base_url=gw.base_url, timeout=30) as client:
+        r = client.post("/v1/chat/completions",
+                        json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+                        headers={"x-portkey-provider": "openai", "x-portkey-custom-host": fake_provider.base_url + "/v1",
+                                 "authorization": f"Bearer {PROVIDER_KEY}"})
+        assert r.status_code == 200 and b"[DONE]" in r.content
+    [doc] = documents(root, 1)
+    assert doc["stream"] is True
+    assert doc["response"]["body"]["choices"][0]["message"]["content"] == "Hello from the fake provider"
+    assert PROVIDER_KEY.encode() not in every_byte(root)
+
+
+def test_keys_a_provider_echoes_are_not_stored(logged, fake_provider):
+    gw, root = logged
+    echo = {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": f"key {PROVIDER_KEY}"}, "finish_reason": "stop"}]}
+    fake_provider.script("openai.chat", Reply(json=echo))
+    with httpx.Client(base_url=gw.base_url, timeout=30) as client:
+        client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": PROVIDER_KEY}]},
+                    headers={"x-portkey-provider": "openai", "x-portkey-custom-host": fake_provider.base_url + "/v1",
+                             "authorization": f"Bearer {PROVIDER_KEY}"})
+    assert len(documents(root, 1)) == 1 and PROVIDER_KEY.encode() not in every_byte(root)
+
+
+def test_errors_before_routing_are_logged_too(logged):
+    gw, root = logged
+    with httpx.Client(base_url=gw.base_url, timeout=30) as client:
+        assert client.post("/v1/chat/completions", content=b"{not json").status_code == 400
+        assert client.get("/v1/nowhere").status_code == 404
+    assert sorted(d["status"] for d in documents(root, 2)) == [400, 404]
+
+
+def test_the_folder_store_writes_a_record_once_and_finds_it(tmp_path):
+    store = FolderStore(tmp_path)
+    record = LogRecord("ab12", "org/../x", "2026/12/02", b'{"id": "ab12"}')
+    assert store.put(record) and not store.put(record)  # a redelivery writes nothing
+    assert store.get("ab12") == b'{"id": "ab12"}' and store.get("../ab12") is None
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")] == ["org____x/2026/12/02/ab12.json"]
+
+
+async def test_a_record_the_store_cannot_take_goes_to_stderr_not_away(capfd):
+    class Broken:
+        def put(self, record):
+            raise OSError("disk full")
+
+        def get(self, log_id):
+            return None
+
+    pipeline = LocalLogPipeline(Broken(), "svc")
+    pipeline.start()
+    pipeline._queue.put_nowait(LogRecord("cd34", "default", "2026/12/02", b'{"id": "cd34"}'))
+    await pipeline.close()
+    line = json.loads(capfd.readouterr().err.strip().splitlines()[0])
+    assert line == {"event": "log_record_unwritten", "error": "OSError", "log_id": "cd34", "record": {"id": "cd34"}}
+    assert pipeline.failed == 1
