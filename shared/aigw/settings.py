@@ -37,8 +37,8 @@ class ShellDefaults(NamedTuple):
     logs_to_folder: bool = False
 
 
-# Folder logging is opt-in for now (LOG_STORE=folder or LOG_FOLDER): measured, it costs the local
-# server 1.8x its CPU per request (a record built and a file written per request), which the
+# Folder logging is opt-in for now (LOG_STORE=folder or LOG_FOLDER): measured, it still costs the
+# local server 1.2-1.4x its CPU per request (~150 us building each record), which the
 # logging-pipeline issue must bring down before it becomes make run's default.
 LOCAL = ShellDefaults("local", "aiohttp", DEFAULT_TRUSTED_HOSTS, 64 * MIB, logs_to_folder=False)
 LAMBDA_ROUTE = ShellDefaults("lambda", "stdlib", frozenset(), LAMBDA_MAX_PROVIDER_BODY)

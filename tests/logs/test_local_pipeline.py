@@ -1,6 +1,7 @@
 """Request logs through the local server into the folder store: one document per request, every
 field, and no secret in any stored byte."""
 
+import asyncio
 import json
 import time
 from dataclasses import replace
@@ -24,7 +25,7 @@ def documents(root, expect=None, within_s=10.0):
     """The stored documents, once ``expect`` of them are there (they are written off the request)."""
     end = time.monotonic() + within_s
     while True:
-        found = [json.loads(p.read_bytes()) for p in sorted(root.rglob("*.json"))]
+        found = [json.loads(line) for p in sorted(root.rglob("*.jsonl")) for line in p.read_bytes().splitlines()]
         if expect is None or len(found) >= expect or time.monotonic() > end:
             return found
         time.sleep(0.01)
@@ -102,15 +103,19 @@ def test_errors_before_routing_are_logged_too(logged):
 
 def test_the_folder_store_writes_a_record_once_and_finds_it(tmp_path):
     store = FolderStore(tmp_path)
-    record = LogRecord("ab12", "org/../x", "2026/12/02", b'{"id": "ab12"}')
-    assert store.put(record) and not store.put(record)  # a redelivery writes nothing
-    assert store.get("ab12") == b'{"id": "ab12"}' and store.get("../ab12") is None
-    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")] == ["org____x/2026/12/02/ab12.json"]
+    first = LogRecord("ab12", "org/../x", "2026/12/02", b'{"schema_version":1,"id":"ab12"}')
+    second = LogRecord("cd34", "org/../x", "2026/12/02", b'{"schema_version":1,"id":"cd34"}')
+    assert store.put_many([first, second]) == 2
+    assert store.put_many([first]) == 0  # a redelivery writes nothing
+    assert store.get("cd34") == b'{"schema_version":1,"id":"cd34"}' and store.get("../ab12") is None
+    [path] = tmp_path.rglob("*.jsonl")
+    assert path.parent.relative_to(tmp_path).as_posix() == "org____x/2026/12/02"
+    assert path.read_bytes().count(b"\n") == 2
 
 
 async def test_a_record_the_store_cannot_take_goes_to_stderr_not_away(capfd):
     class Broken:
-        def put(self, record):
+        def put_many(self, records):
             raise OSError("disk full")
 
         def get(self, log_id):
@@ -118,7 +123,8 @@ async def test_a_record_the_store_cannot_take_goes_to_stderr_not_away(capfd):
 
     pipeline = LocalLogPipeline(Broken(), "svc")
     pipeline.start()
-    pipeline._queue.put_nowait(LogRecord("cd34", "default", "2026/12/02", b'{"id": "cd34"}'))
+    await asyncio.get_running_loop().run_in_executor(
+        None, pipeline._write, [LogRecord("cd34", "default", "2026/12/02", b'{"id": "cd34"}')])
     await pipeline.close()
     line = json.loads(capfd.readouterr().err.strip().splitlines()[0])
     assert line == {"event": "log_record_unwritten", "error": "OSError", "log_id": "cd34", "record": {"id": "cd34"}}

@@ -24,13 +24,14 @@ from aigw.logs.stores.base import LogStore
 log = logging.getLogger("aigw")
 
 BATCH = 100
+WINDOW_S = 0.2  # how long a batch waits for more records
 ATTEMPTS = 3
 
 
 class LocalLogPipeline:
     def __init__(self, store: LogStore, service: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self._service, self._clock = store, service, clock
-        self._queue: asyncio.Queue[LogRecord] | None = None
+        self._queue: asyncio.Queue[tuple[RequestContext, float]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.failed = 0
@@ -40,10 +41,11 @@ class LocalLogPipeline:
         self._task = asyncio.ensure_future(self._drain())
 
     def __call__(self, ctx: RequestContext) -> None:
-        """The completion callback: one record per request, queued."""
+        """The completion callback: the request (over, so no longer changing) is queued with the
+        time it ended; its record is built with its batch, off the request path."""
         if self._queue is None:
             return
-        self._queue.put_nowait(build_record(ctx, self._service, self._clock()))
+        self._queue.put_nowait((ctx, self._clock()))
 
     async def _drain(self) -> None:
         assert self._queue is not None
@@ -51,25 +53,43 @@ class LocalLogPipeline:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
-            while len(batch) < BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
-            await loop.run_in_executor(None, self._write, batch)
+            # Wait a little for more: one hop to the writer thread per batch, not per request.
+            deadline = loop.time() + WINDOW_S
+            while len(batch) < BATCH:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), left))
+                except TimeoutError:
+                    break
+            await loop.run_in_executor(None, self._build_and_write, batch)
             for _ in batch:
                 queue.task_done()
 
+    def _build_and_write(self, batch: list[tuple[RequestContext, float]]) -> None:
+        records = []
+        for ctx, ended in batch:
+            try:
+                records.append(build_record(ctx, self._service, ended))
+            except Exception as exc:  # a record that cannot be built is a bug: said, never silent
+                self.failed += 1
+                log.error("log record of %s could not be built (%s)", ctx.trace_id, type(exc).__name__)
+        if records:
+            self._write(records)
+
     def _write(self, batch: list[LogRecord]) -> None:
-        for record in batch:
-            for attempt in range(ATTEMPTS):
-                try:
-                    self.store.put(record)
-                    self.written += 1
-                    break
-                except Exception as exc:  # a store failure: retried, then kept on stderr
-                    if attempt == ATTEMPTS - 1:
-                        self.failed += 1
+        for attempt in range(ATTEMPTS):
+            try:
+                self.written += self.store.put_many(batch)
+                return
+            except Exception as exc:  # a store failure: retried, then kept on stderr
+                if attempt == ATTEMPTS - 1:
+                    self.failed += len(batch)
+                    for record in batch:
                         _to_stderr(record, exc)
-                    else:
-                        time.sleep(0.05 * (attempt + 1))
+                else:
+                    time.sleep(0.05 * (attempt + 1))
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written."""
@@ -82,6 +102,9 @@ class LocalLogPipeline:
             self._task.cancel()
             self._task = None
         self._queue = None
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
 
 
 def _to_stderr(record: LogRecord, error: Exception) -> None:

@@ -1,16 +1,17 @@
-"""What a log store does, whatever it is: file a record once, and find it again by id."""
+"""What a log store does, whatever it is: file records once each, and find one again by id."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from aigw.logs.record import LogRecord
 
 
 class LogStore(Protocol):
-    def put(self, record: LogRecord) -> bool:
-        """Store the record unless one with its id is stored already (a redelivery): whether it
-        was written now. Raises on failure (the record is then retried)."""
+    def put_many(self, records: Sequence[LogRecord]) -> int:
+        """Store the records, skipping any whose id is stored already (a redelivery); how many
+        were written now. Raises on failure (the batch is then retried)."""
         ...
 
     def get(self, log_id: str) -> bytes | None: ...
