@@ -129,3 +129,34 @@ async def test_a_record_the_store_cannot_take_goes_to_stderr_not_away(capfd):
     line = json.loads(capfd.readouterr().err.strip().splitlines()[0])
     assert line == {"event": "log_record_unwritten", "error": "OSError", "log_id": "cd34", "record": {"id": "cd34"}}
     assert pipeline.failed == 1
+
+
+def test_only_known_headers_are_logged_and_a_custom_host_without_credentials(logged, fake_provider):
+    gw, root = logged
+    host = fake_provider.base_url.replace("http://", "http://user:HOSTSECRET-998877@") + "/v1?token=QUERYSECRET-1"
+    with httpx.Client(base_url=gw.base_url, timeout=30) as client:
+        client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                    headers={"x-portkey-provider": "openai", "x-portkey-custom-host": host,
+                             "authorization": f"Bearer {PROVIDER_KEY}", "x-portkey-forward-headers": "x-custom-auth",
+                             "x-custom-auth": "CUSTOMSECRET-abcdef123", "cookie": "session=COOKIESECRET-1"})
+    [doc] = documents(root, 1)
+    stored = every_byte(root)
+    for secret in (b"HOSTSECRET", b"QUERYSECRET", b"CUSTOMSECRET", b"COOKIESECRET", PROVIDER_KEY.encode()):
+        assert secret not in stored, secret
+    assert doc["request"]["headers"]["x-portkey-custom-host"] == fake_provider.base_url + "/v1"
+    assert doc["request"]["headers"]["x-portkey-forward-headers"] == "x-custom-auth"
+
+
+async def test_a_full_queue_drops_and_counts_and_a_failing_batch_does_not_stop_the_pipeline(monkeypatch, tmp_path):
+    from aigw.logs import pipeline as module
+
+    monkeypatch.setattr(module, "MAX_QUEUED", 2)
+    pipeline = LocalLogPipeline(FolderStore(tmp_path), "svc")
+    pipeline.start()
+    for _ in range(5):
+        pipeline(object())  # not a request: building its record fails in the writer thread
+    assert pipeline.failed == 3  # dropped at the door: the queue holds two
+    await asyncio.wait_for(pipeline.close(), 5)
+    assert pipeline.failed == 5  # the two queued failed to build, and the pipeline still closed
+    pipeline(object())
+    assert pipeline.failed == 6  # after close: counted, not silently gone

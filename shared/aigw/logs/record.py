@@ -3,9 +3,9 @@
 Versioned (``schema_version``); the analytics row is derived from it. Plain dicts and orjson:
 the route functions must not import pydantic for it (the writer may validate).
 
-No secret leaves here: headers that carry credentials (``Authorization``, ``x-portkey-api-key``,
-``x-api-key``, ``api-key``, cookies) and ``x-portkey-config`` (it may hold provider keys) are left
-out, and the whole serialised document is then scrubbed of every key the request carried or
+No secret leaves here: only an allow-list of request headers is kept (never ``Authorization``,
+``x-portkey-api-key``, cookies, ``x-portkey-config`` or a forwarded header; a custom host without
+its user:password@ and query), and the whole serialised document is then scrubbed of every key the request carried or
 used (provider keys in the config, the client's key, the gateway key), in their JSON-escaped
 forms too.
 """
@@ -16,6 +16,7 @@ import datetime
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -23,10 +24,15 @@ from aigw.context import AttemptSource, RequestContext
 from aigw.redact import scrubber_for
 
 SCHEMA_VERSION = 1
-_CREDENTIAL_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "x-portkey-api-key", "x-api-key", "api-key", "cookie", "set-cookie",
-    "x-portkey-config",
+# Request headers the record keeps: an allow-list, since any other header may carry a
+# credential (a forwarded x-custom-auth, a cookie). Everything else is left out.
+_LOGGED_HEADERS = frozenset({
+    "content-type", "content-length", "user-agent", "accept", "x-portkey-provider", "x-portkey-trace-id",
+    "x-portkey-metadata", "x-portkey-cache-force-refresh", "x-portkey-cache-namespace", "x-portkey-request-timeout",
+    "x-portkey-forward-headers", "x-portkey-azure-resource-name", "x-portkey-azure-deployment-id",
+    "x-portkey-azure-api-version",
 })
+_HOST_HEADER = "x-portkey-custom-host"
 
 
 class LogRecord:
@@ -49,6 +55,28 @@ def _secrets(ctx: RequestContext) -> tuple[str, ...]:
     if ctx.config is not None:
         found.extend(ctx.config.secrets)
     return tuple(dict.fromkeys(s for s in found if s))
+
+
+def _logged_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    kept = {k: v for k, v in headers.items() if k in _LOGGED_HEADERS}
+    host = headers.get(_HOST_HEADER)
+    if host:
+        kept[_HOST_HEADER] = _without_credentials(host)
+    return kept
+
+
+def _without_credentials(url: str) -> str:
+    """A custom host's scheme, host, port and path: never its user:password@ or its query."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _json_or_text(raw: bytes | None) -> Any:
@@ -102,8 +130,7 @@ def build_record(ctx: RequestContext, service: str, ended_mono: float) -> LogRec
         "sticky": [{"path": path, "decision": decision} for path, decision in ctx.sticky],
         "usage": ctx.usage,
         "metadata": dict(ctx.metadata),
-        "request": {"headers": {k: v for k, v in ctx.request.headers.items() if k not in _CREDENTIAL_HEADERS},
-                    "body": request_body},
+        "request": {"headers": _logged_headers(ctx.request.headers), "body": request_body},
         "response": {"body": response_body,
                      "error": {"message": error.message, "type": error.type, "code": error.code}
                      if error is not None else None},
