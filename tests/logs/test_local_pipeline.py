@@ -160,3 +160,17 @@ async def test_a_full_queue_drops_and_counts_and_a_failing_batch_does_not_stop_t
     assert pipeline.failed == 5  # the two queued failed to build, and the pipeline still closed
     pipeline(object())
     assert pipeline.failed == 6  # after close: counted, not silently gone
+
+
+def test_a_call_the_client_walked_away_from_is_recorded(logged, fake_provider):
+    gw, root = logged
+    fake_provider.script("openai.chat", Reply(delay_s=2.0))
+    with httpx.Client(base_url=gw.base_url, timeout=0.3) as client:
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+            client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                        headers={"x-portkey-provider": "openai", "x-portkey-custom-host": fake_provider.base_url + "/v1",
+                                 "authorization": f"Bearer {PROVIDER_KEY}"})
+    [doc] = documents(root, 1)
+    assert doc["completion"] == "client_gone"
+    assert [(a["status"], a["error_code"], a["provider"]) for a in doc["attempts"]] == [(499, "client_gone", "openai")]
+    assert doc["latency_ms"]["upstream"] > 0

@@ -14,6 +14,7 @@ plain function, not a coroutine): each coroutine layer costs ~3 000 instructions
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from aigw.state.response_cache import ResponseCache
 
 Call = Callable[[Target, RequestContext], Awaitable[Attempt]]
+CLIENT_CLOSED = 499  # the status of an attempt the client's leaving cut short
 Wrapper = Callable[[Call], Call]  # takes the next call, returns one that may run around it
 
 
@@ -61,7 +63,14 @@ def recorded(call: Call) -> Call:
 
     async def recording(target: Target, ctx: RequestContext) -> Attempt:
         started = time.monotonic()
-        attempt = await call(target, ctx)
+        try:
+            attempt = await call(target, ctx)
+        except asyncio.CancelledError:
+            # The client left while this target was being called: the call happened (and may
+            # be billed), so it is recorded, as nginx's 499 "client closed request".
+            ctx.record(target.path, target.provider, AttemptSource.PROVIDER, CLIENT_CLOSED, started,
+                       time.monotonic(), "client_gone")
+            raise
         error = attempt.error
         ctx.record(target.path, attempt.provider_name, attempt.source, attempt.status, started, time.monotonic(),
                    error.code if error is not None else None)
