@@ -97,7 +97,7 @@ _NO_STICKY: list[tuple[str, str]] = []  # shared and never appended to: a sticky
 
 class RequestContext:
     __slots__ = ("request", "trace_id", "error_format", "deadline", "started_at", "started_mono", "principal",
-                 "config", "spec", "metadata", "_tries", "_records", "usage", "cache_status", "sticky", "hook_results", "response_body",
+                 "config", "spec", "metadata", "_tries", "_records", "usage", "cache_status", "sticky", "hook_results", "response_body", "secrets",
                  "last_used_path", "retries", "status", "error", "stream_broken", "completion", "_callbacks")
 
     def __init__(self, request: GatewayRequest, trace_id: str, error_format: ErrorFormat = ErrorFormat.OPENAI,
@@ -126,6 +126,9 @@ class RequestContext:
         # The body the client got (a stream: the answer assembled from it), kept only when a
         # completion callback will read it (the log record).
         self.response_body: bytes | None = None
+        # Every key the request carries (its provider key, the gateway key, the config's keys):
+        # what its response, its cached answer and its log record are scrubbed of.
+        self.secrets: tuple[str, ...] = ()
         # The target that answered, its retries (-1: they ran out), the status sent, and the error
         # the client was told (a stream's error event included).
         self.last_used_path: str | None = None

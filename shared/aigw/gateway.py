@@ -71,6 +71,24 @@ class Service(Generic[T]):
                 await result
 
 
+def _sticky_state(gw: Gateway) -> StickyState:
+    from aigw.state.sticky import StickyState
+
+    return StickyState(lambda: gw.store, gw.clock)
+
+
+def _breaker_state(gw: Gateway) -> BreakerState:
+    from aigw.state.breaker import BreakerState
+
+    return BreakerState(lambda: gw.store, gw.clock)
+
+
+def _response_cache(gw: Gateway) -> ResponseCache:
+    from aigw.state.response_cache import ResponseCache
+
+    return ResponseCache(lambda: gw.store, gw.clock, lambda: gw.semantic_index)
+
+
 def _semantic_index(settings: Settings, transport: Callable[[], Transport],
                     clock: Callable[[], float]) -> SemanticIndex | None:
     if settings.openai_api_key is None:
@@ -133,6 +151,11 @@ class Gateway:
     # The cache store; tests may pass their own (an embedded store on their fake clock).
     cache_store: Store | None = None
     _store: Service[Store] = field(init=False, repr=False)
+    # What lives in the store, each built on first use (their modules imported only then).
+    _sticky: Service[StickyState] = field(init=False, repr=False)
+    _breakers: Service[BreakerState] = field(init=False, repr=False)
+    _response_cache: Service[ResponseCache] = field(init=False, repr=False)
+    _semantic: Service[SemanticIndex | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.auth is None:
@@ -142,6 +165,10 @@ class Gateway:
         self._infra_transport = Service(lambda: infrastructure_transport(settings))
         given = self.cache_store
         self._store = Service(lambda: given if given is not None else store_from_settings(settings, self.clock))
+        self._sticky = Service(lambda: _sticky_state(self))
+        self._breakers = Service(lambda: _breaker_state(self))
+        self._response_cache = Service(lambda: _response_cache(self))
+        self._semantic = Service(lambda: _semantic_index(settings, lambda: self.infra_transport, self.clock))
 
     @property
     def authenticator(self) -> Authenticator:
@@ -177,41 +204,22 @@ class Gateway:
     @property
     def sticky(self) -> StickyState:
         """Sticky loadbalance state (L1 in front of the store), built on first use."""
-        state: StickyState | None = self.memo.get("sticky")
-        if state is None:
-            from aigw.state.sticky import StickyState
-
-            state = self.memo["sticky"] = StickyState(lambda: self.store, self.clock)
-        return state
+        return self._sticky.get()
 
     @property
     def breakers(self) -> BreakerState:
         """Circuit-breaker state (shared through the store), built on first use."""
-        state: BreakerState | None = self.memo.get("breakers")
-        if state is None:
-            from aigw.state.breaker import BreakerState
-
-            state = self.memo["breakers"] = BreakerState(lambda: self.store, self.clock)
-        return state
+        return self._breakers.get()
 
     @property
     def response_cache(self) -> ResponseCache:
         """The response cache over the store, built on first use."""
-        cache: ResponseCache | None = self.memo.get("response_cache")
-        if cache is None:
-            from aigw.state.response_cache import ResponseCache
-
-            cache = self.memo["response_cache"] = ResponseCache(lambda: self.store, self.clock,
-                                                                     lambda: self.semantic_index)
-        return cache
+        return self._response_cache.get()
 
     @property
     def semantic_index(self) -> SemanticIndex | None:
         """The semantic cache's index (embedder and vector store), or None without an embedder key."""
-        if "semantic_index" not in self.memo:
-            self.memo["semantic_index"] = _semantic_index(self.settings, lambda: self.infra_transport, self.clock)
-        index: SemanticIndex | None = self.memo["semantic_index"]
-        return index
+        return self._semantic.get()
 
     @property
     def store(self) -> Store:

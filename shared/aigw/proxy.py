@@ -47,7 +47,7 @@ async def proxy(ctx: RequestContext, gw: Gateway, kind: EndpointKind, body_check
         outcome = await route_request(ctx, gw, options, spec)
     except GatewayError as exc:
         return failed_before_routing(ctx, exc)
-    return respond(ctx, outcome, options.secrets)
+    return respond(ctx, outcome)
 
 
 async def resolve(ctx: RequestContext, gw: Gateway) -> Resolved:
@@ -67,7 +67,7 @@ def parse(ctx: RequestContext, gw: Gateway, resolved: Resolved, kind: EndpointKi
     if body_check is not None:
         body_check(body)
     options = read_options(request.headers, settings.trusted_custom_hosts, resolved.saved_config)
-    ctx.config, ctx.metadata = options.root, options.metadata
+    ctx.config, ctx.metadata, ctx.secrets = options.root, options.metadata, options.secrets
     spec = ctx.spec = CallSpec(
         kind=kind,
         body=body,

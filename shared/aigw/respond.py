@@ -38,10 +38,11 @@ def failed_before_routing(ctx: RequestContext, exc: GatewayError) -> GatewayResp
     return error_response(exc, ctx.error_format, portkey_headers(ctx))
 
 
-def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: tuple[str, ...]) -> GatewayResponse:
-    """``secrets``: what the request carried (its provider key, the gateway key); the key the
-    answering attempt used is added."""
+def respond(ctx: RequestContext, outcome: Outcome[Attempt]) -> GatewayResponse:
+    """Scrubbed of ``ctx.secrets`` (what the request carried: its provider key, the gateway key,
+    the config's keys) and of the key the answering attempt used."""
     attempt = outcome.attempt
+    secrets = ctx.secrets
     scrubber = scrubber_for(secrets if attempt.secret in secrets else (*secrets, attempt.secret))
     if attempt.error is not None:
         # A provider's message may echo a key: scrubbed here, before the context (and the log
@@ -76,7 +77,7 @@ def respond(ctx: RequestContext, outcome: Outcome[Attempt], secrets: tuple[str, 
 
 async def _keeping_answer(ctx: RequestContext, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
     """Pass events on; the answer they amount to is kept for whoever reads the request after."""
-    from aigw.state.cached_stream import StreamAssembler
+    from aigw.calls.assembly import StreamAssembler
 
     assembler = StreamAssembler()
     try:

@@ -3,7 +3,8 @@
 import orjson
 import pytest
 
-from aigw.state.cached_stream import PIECE, StreamAssembler, replay_events
+from aigw.calls.assembly import StreamAssembler
+from aigw.state.cached_stream import PIECE, replay_events
 
 CHAT = {"id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "gpt-x", "system_fingerprint": "fp",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * (PIECE * 2 + 3)},

@@ -46,16 +46,8 @@ async def _read_capped(response: UpstreamResponse, limit: int, watch: Watch) -> 
     parts: list[bytes] = []
     size = 0
     while True:
-        watch.begin()  # inline, not watch.wait(): a coroutine per read costs on the hot path
-        try:
+        with watch:  # not watch.wait(): a coroutine per read costs on the hot path
             chunk = await response.next_chunk()
-        except asyncio.CancelledError:
-            expired = watch.expired()
-            if expired is not None:
-                raise expired from None
-            raise
-        finally:
-            watch.end()
         if not chunk:
             return b"".join(parts)
         size += len(chunk)

@@ -93,16 +93,8 @@ class ProviderStream:
             chunk = self._first
             while chunk:
                 yield chunk
-                watch.begin()  # inline, not watch.wait(): a coroutine per chunk costs on the hot path
-                try:
+                with watch:  # not watch.wait(): a coroutine per chunk costs on the hot path
                     chunk = await response.next_chunk()
-                except asyncio.CancelledError:
-                    expired = watch.expired()
-                    if expired is not None:
-                        raise expired from None
-                    raise
-                finally:
-                    watch.end()
         finally:
             watch.close()
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from aigw.context import AttemptSource, RequestContext
-from aigw.redact import scrubber_for
+from aigw.redact import MAX_SECRET_LENGTH, scrubber_for
 
 SCHEMA_VERSION = 1
 # Request headers the record keeps: an allow-list, since any other header may carry a
@@ -45,16 +45,15 @@ class LogRecord:
 
 
 def _secrets(ctx: RequestContext) -> tuple[str, ...]:
+    """``ctx.secrets``, and for a request refused before they were read (a bad config, a key too
+    long), the credential headers as they came (those a scrubber can take)."""
     headers = ctx.request.headers
-    found: list[str | None] = [headers.get("x-portkey-api-key"), headers.get("x-api-key"), headers.get("api-key")]
-    authorization = headers.get("authorization", "")
-    if authorization[:7].lower() == "bearer ":
-        found.append(authorization[7:].strip())
-    if ctx.spec is not None:
-        found.append(ctx.spec.request_api_key)
-    if ctx.config is not None:
-        found.extend(ctx.config.secrets)
-    return tuple(dict.fromkeys(s for s in found if s))
+    raw = [headers.get(name, "").strip() for name in ("x-portkey-api-key", "x-api-key", "api-key")]
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        raw.append(token.strip())
+    usable = [s for s in raw if s and len(s) <= MAX_SECRET_LENGTH and "\r" not in s and "\n" not in s]
+    return tuple(dict.fromkeys((*ctx.secrets, *usable)))
 
 
 def _logged_headers(headers: Mapping[str, str]) -> dict[str, str]:

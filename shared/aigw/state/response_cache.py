@@ -86,11 +86,11 @@ def _decode(raw: bytes) -> tuple[float, bytes] | None:
         return None
 
 
-def _secrets(ctx: RequestContext, spec: CallSpec, attempt: Attempt) -> tuple[str, ...]:
+def _secrets(ctx: RequestContext, attempt: Attempt) -> tuple[str, ...]:
     """Every key this request carries or used, as the response is scrubbed of them."""
-    tree = ctx.config.secrets if ctx.config is not None else ()
-    found = (attempt.secret, spec.request_api_key, spec.request_headers.get("x-portkey-api-key"), *tree)
-    return tuple(dict.fromkeys(s for s in found if s))
+    if attempt.secret is None or attempt.secret in ctx.secrets:
+        return ctx.secrets
+    return (*ctx.secrets, attempt.secret)
 
 
 def _wants_usage(spec: CallSpec) -> bool:
@@ -187,7 +187,7 @@ class ResponseCache:
         if not attempt.ok:
             return attempt
         max_age = config.max_age_s
-        scrubber = scrubber_for(_secrets(ctx, spec, attempt))
+        scrubber = scrubber_for(_secrets(ctx, attempt))
 
         async def store(answer: bytes) -> None:
             # Scrubbed as the client got it: a key the provider echoed is never stored.
